@@ -1,3 +1,4 @@
 //! Work in progress.
 
+pub mod decide;
 pub mod labels;

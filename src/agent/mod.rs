@@ -1,4 +1,5 @@
 //! Work in progress.
 
+pub mod backoff;
 pub mod decide;
 pub mod labels;

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # Number of simulated hosts for `make cluster`, counting this machine as host1.
 HOSTS ?= 3
 
-.PHONY: lab lab-down lab-purge lab-status cluster cluster-down
+.PHONY: lab lab-down lab-purge lab-status cluster cluster-down cluster-check
 
 # Install what is missing and start the single-host lab; safe to run again.
 lab:
@@ -22,10 +22,14 @@ lab-purge:
 lab-status:
 	lab/status.sh
 
-# Add simulated hosts host2..host$(HOSTS) on top of the running lab.
-cluster:
+# Bring the lab up, then add simulated hosts host2..host$(HOSTS) as network namespaces.
+cluster: lab
 	lab/cluster-up.sh $(HOSTS)
 
 # Remove the simulated hosts and return the lab to a single host.
 cluster-down:
 	lab/cluster-down.sh
+
+# Ping between ports plugged by hand on every simulated host; deletes what it creates.
+cluster-check:
+	lab/cluster-check.sh

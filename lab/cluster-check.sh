@@ -1,12 +1,13 @@
 #!/bin/bash
-# Check cross-host traffic on the simulated cluster the way a Clampify agent would plug ports:
-# for every host in LAB_DIR/cluster/hostN.env it creates a Neutron port on demo-net bound to
-# that host, plugs it as a veth into the host's br-int from a new netns, waits for ACTIVE and
-# then pings host1's port from every other host and back, plus one full-MTU packet.
-# Everything it creates is deleted on exit. Run it as the agent's service user.
+# Check cross-host traffic on the simulated cluster, with ports plugged the way a Clampify
+# agent would plug them. For every host in LAB_DIR/cluster/hostN.env it creates a Neutron port
+# on demo-net bound to that host and plugs it as a veth into the host's br-int from a new
+# netns. Once the ports are ACTIVE it pings host1's port from every other host and back, plus
+# one full-MTU packet. It logs in as the agent's service user and deletes all it created on
+# exit.
 set -Eeuo pipefail
 LAB_SCRIPT=cluster-check
-LAB_SRC=$(cd "$(dirname "$0")" && pwd)
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$LAB_SRC/lib.sh"
 
@@ -86,17 +87,17 @@ wait_active() {
   fail "port $port_id on $host is still $status after 10 s"
 }
 
-# ACTIVE only means the local chassis has its flows; the remote one can lag, so retry.
-ping_until_answered() {
+# ACTIVE only means that the local chassis has its flows. The remote one can lag, so retry.
+ping_until_reply() {
   local from=$1 to=$2 started
   started=$(date +%s%3N)
   for _ in $(seq 1 40); do
     if ip netns exec "ck-$from" ping -c1 -W0.25 "${PORT_IP[$to]}" > /dev/null 2>&1; then
-      lab_log "ping $from -> $to (${PORT_IP[$to]}) answered after $(( $(date +%s%3N) - started )) ms"
+      lab_log "ping $from -> $to (${PORT_IP[$to]}) replied after $(( $(date +%s%3N) - started )) ms"
       return 0
     fi
   done
-  fail "ping $from -> $to (${PORT_IP[$to]}) got no answer in 10 s"
+  fail "ping $from -> $to (${PORT_IP[$to]}) got no reply in 10 s"
 }
 
 main() {
@@ -107,7 +108,7 @@ main() {
   # shellcheck disable=SC1091
   . "$LAB_DIR/agent-openrc"
   LAB_TOKEN=$(keystone_token "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME")
-  [ -n "$LAB_TOKEN" ] || fail "Keystone refused the login of $OS_USERNAME"
+  [ -n "$LAB_TOKEN" ] || fail "Keystone issued no token for user $OS_USERNAME"
   trap cleanup EXIT
 
   network_id=$(neutron_api GET "/networks?name=demo-net" | jq -r '.networks[0].id // empty')
@@ -121,12 +122,12 @@ main() {
   for host in "${!PORT_IP[@]}"; do
     [ "$host" = "$first" ] && continue
     underlay_before=$(cat "/sys/class/net/ul-$host/statistics/rx_bytes")
-    ping_until_answered "$host" "$first"
-    ping_until_answered "$first" "$host"
+    ping_until_reply "$host" "$first"
+    ping_until_reply "$first" "$host"
     # The largest ICMP payload that fits the MTU without fragmentation: MTU - 20 (IP) - 8 (ICMP).
     ip netns exec "ck-$host" ping -c1 -W2 -M do -s $((mtu - 28)) "${PORT_IP[$first]}" > /dev/null \
-      || fail "$host -> $first: a ${mtu}-byte packet with DF set got no answer"
-    lab_log "ping $host -> $first with a full ${mtu}-byte packet answered"
+      || fail "$host -> $first: a ${mtu}-byte packet with DF set got no reply"
+    lab_log "ping $host -> $first with a full ${mtu}-byte packet got a reply"
     # Proof that the packets crossed the geneve tunnel rather than some other path.
     underlay_bytes=$(( $(cat "/sys/class/net/ul-$host/statistics/rx_bytes") - underlay_before ))
     [ "$underlay_bytes" -gt "$mtu" ] || fail "$host: only $underlay_bytes bytes crossed its underlay veth"

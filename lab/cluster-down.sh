@@ -5,10 +5,11 @@
 # chassis), ovs-vswitchd and ovsdb-server by pid file, deletes its netns, underlay veth and
 # state directory. Once no simulated host is left, host1 gets back its original tunnel address
 # and br-ul is deleted, so the lab is a single host again.
-# Neutron ports bound to a removed host stay in Neutron: deleting them is up to whoever made them.
+# Neutron ports bound to a removed host stay in Neutron, for the test or agent that created
+# them to delete.
 set -uo pipefail
 LAB_SCRIPT=cluster-down
-LAB_SRC=$(cd "$(dirname "$0")" && pwd)
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$LAB_SRC/lib.sh"
 

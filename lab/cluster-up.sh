@@ -13,7 +13,7 @@
 # that host needs. Hosts above HOSTS left from an earlier run are removed. Idempotent.
 set -Eeuo pipefail
 LAB_SCRIPT=cluster-up
-LAB_SRC=$(cd "$(dirname "$0")" && pwd)
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$LAB_SRC/lib.sh"
 
@@ -28,7 +28,7 @@ check_lab() {
   ovs-vsctl --timeout=3 show > /dev/null 2>&1 \
     || lab_die "the lab's Open vSwitch is not running; run 'make lab' first"
   ovn-sbctl --db="$OVN_SB" --timeout=3 show > /dev/null 2>&1 \
-    || lab_die "the OVN southbound database at $OVN_SB does not answer; run 'make lab' first"
+    || lab_die "the OVN southbound database at $OVN_SB does not respond; run 'make lab' first"
   case "$LAB_HOST" in
     host[0-9]*) lab_die "this machine's hostname '$LAB_HOST' collides with the simulated host names" ;;
   esac
@@ -125,7 +125,7 @@ start_host_ovs() {
 
 start_host_ovn_controller() {
   local host=$1 dir=$LAB_CLUSTER/$1
-  # ovn-controller 23.03 has no --unixctl option: its control socket is
+  # ovn-controller 23.03 lists no --unixctl option, so its control socket is
   # $OVN_RUNDIR/ovn-controller.<pid>.ctl.
   if ! pidfile_running "$dir/run/ovn-controller.pid"; then
     ip netns exec "$host" env OVS_RUNDIR="$dir/run" OVN_RUNDIR="$dir/run" \
@@ -164,7 +164,7 @@ start_host_dockerd() {
     done
   fi
   timeout 10 docker -H "$sock" version > /dev/null 2>&1 \
-    || lab_die "$host: dockerd did not answer on $sock, see $dir/log/dockerd.log"
+    || lab_die "$host: dockerd did not respond on $sock, see $dir/log/dockerd.log"
   if ! docker -H "$sock" image inspect "$LAB_IMAGE" > /dev/null 2>&1; then
     docker -H "$HOST_DOCKER_SOCK" save "$LAB_IMAGE" | docker -H "$sock" load -q > /dev/null
   fi

@@ -1,24 +1,18 @@
 #!/bin/bash
 # Stop the servers that up.sh started, using their pid files only.
-#   down.sh          stops Neutron, Keystone, MariaDB, and the OVN, Open vSwitch and dockerd
-#                    processes that up.sh started itself (it leaves marker files in LAB_DIR/run)
-#   down.sh --purge  also deletes the lab state (Keystone and MariaDB data, passwords, OVN
-#                    databases, br-int, credentials files, logs) so the next up.sh starts
-#                    fresh. The Python venv and the Docker image are kept.
+#   down.sh          Stops Neutron, Keystone and MariaDB. OVN, Open vSwitch and dockerd are
+#                    stopped only when up.sh started them, as its marker files in LAB_DIR/run
+#                    record.
+#   down.sh --purge  Also deletes the lab state, so the next up.sh starts fresh: Keystone and
+#                    MariaDB data, passwords, OVN databases, br-int, credentials files, logs.
+#                    The Python venv and the Docker image are kept.
 # A simulated cluster made by cluster-up.sh is taken down first.
 # Teardown goes on past a failed step, so one stuck server does not leave the rest running.
 set -uo pipefail
 LAB_SCRIPT=lab-down
-LAB_SRC=$(cd "$(dirname "$0")" && pwd)
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$LAB_SRC/lib.sh"
-
-PURGE=0
-case "${1:-}" in
-  --purge) PURGE=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
-esac
 
 stop_cluster() {
   if compgen -G "$LAB_CLUSTER/host*/" > /dev/null; then
@@ -39,7 +33,7 @@ stop_ovn() {
   if [ -f "$LAB_RUN/ovn-controller.started-by-lab" ]; then
     if pidfile_running $OVN_RUN/ovn-controller.pid; then
       pid=$(cat $OVN_RUN/ovn-controller.pid)
-      # "exit" makes ovn-controller delete its Chassis row; SIGTERM would leave it behind.
+      # "exit" makes ovn-controller delete its Chassis row, but SIGTERM would leave it behind.
       timeout 10 ovn-appctl -t "$OVN_RUN/ovn-controller.$pid.ctl" exit > /dev/null 2>&1 || true
       for _ in $(seq 1 100); do
         pid_running "$pid" || break
@@ -111,6 +105,12 @@ purge_state() {
 }
 
 main() {
+  PURGE=0
+  case "${1:-}" in
+    --purge) PURGE=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
+  esac
   stop_cluster
   stop_openstack
   stop_ovn
@@ -122,4 +122,5 @@ main() {
   lab_log "done"
 }
 
-main
+# Sourcing the file only defines its functions, so a test can run single steps.
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

@@ -1,4 +1,4 @@
-# Shared paths and helpers for the lab scripts. Source it; it sets no shell options.
+# Shared paths and helpers for the lab scripts. Source it: it sets no shell options.
 
 LAB_DIR=${LAB_DIR:-/var/lib/clampify-lab}
 LAB_VENV=$LAB_DIR/venv

@@ -3,7 +3,7 @@
 # and one per simulated cluster host. Exits 1 when a server is down or a network is missing.
 set -uo pipefail
 LAB_SCRIPT=lab-status
-LAB_SRC=$(cd "$(dirname "$0")" && pwd)
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$LAB_SRC/lib.sh"
 
@@ -27,7 +27,7 @@ print_dockerd() {
   if [ -f "$LAB_RUN/dockerd.started-by-lab" ]; then
     print_server dockerd "$LAB_RUN/dockerd.pid" "$LAB_RUN/dockerd.started-by-lab"
   elif timeout 5 docker -H "$HOST_DOCKER_SOCK" version > /dev/null 2>&1; then
-    printf '%-32s running  pid %-8s  (not started by the lab)\n' dockerd \
+    printf '%-32s running  pid %s  (not started by the lab)\n' dockerd \
       "$(cat /var/run/docker.pid 2>/dev/null || echo '?')"
   else
     printf '%-32s stopped\n' dockerd

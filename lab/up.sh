@@ -6,7 +6,7 @@
 # State lives under LAB_DIR (default /var/lib/clampify-lab). Stop with down.sh.
 set -Eeuo pipefail
 LAB_SCRIPT=lab-up
-LAB_SRC=$(cd "$(dirname "$0")" && pwd)
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$LAB_SRC/lib.sh"
 
@@ -54,8 +54,8 @@ install_packages() {
     return 0
   fi
   lab_log "packages: apt-get install ${missing[*]}"
-  # Exit code 101 from policy-rc.d tells the maintainer scripts not to start any service,
-  # because this script starts each server itself with its own options.
+  # With policy-rc.d exiting 101, the maintainer scripts start no service, because this
+  # script starts each server itself with its own options.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
@@ -200,7 +200,7 @@ start_mariadb() {
       sleep 0.1
     done
     mariadb-admin --socket="$MYSQL_SOCK" ping > /dev/null 2>&1 \
-      || lab_die "mariadbd did not answer within 30 s, see $LAB_LOGS/mariadb.err"
+      || lab_die "mariadbd did not respond within 30 s, see $LAB_LOGS/mariadb.err"
   fi
   mariadb --socket="$MYSQL_SOCK" -e "
     CREATE DATABASE IF NOT EXISTS neutron CHARACTER SET utf8;
@@ -387,6 +387,7 @@ start_keystone() {
       || lab_die "keystone-manage failed, see $LAB_LOGS/keystone-manage.log"
     touch "$LAB_DATA/keystone.bootstrapped"
   fi
+
   if pidfile_running "$LAB_RUN/keystone.pid" && [ "$KEYSTONE_CONFIG_CHANGED" = 1 ]; then
     lab_log "keystone: configuration changed, restarting"
     stop_by_pidfile keystone "$LAB_RUN/keystone.pid" 30
@@ -396,8 +397,9 @@ start_keystone() {
     "$LAB_VENV/bin/uwsgi" --ini "$LAB_ETC/keystone/uwsgi.ini" >> "$LAB_LOGS/keystone-uwsgi.log" 2>&1
   fi
   wait_for_http "$KEYSTONE_URL" 200 60
+
   LAB_TOKEN=$(keystone_token admin "$ADMIN_PASSWORD" admin)
-  [ -n "$LAB_TOKEN" ] || lab_die "Keystone refused the admin login, see $LAB_LOGS/keystone.log"
+  [ -n "$LAB_TOKEN" ] || lab_die "Keystone issued no token for user admin, see $LAB_LOGS/keystone.log"
   lab_log "keystone: ready, admin token issued"
 }
 
@@ -442,7 +444,7 @@ ensure_user() {
       '{user: {name: $n, domain_id: "default", password: $p}}')" | jq -r .user.id
     return
   fi
-  # The password file is new but the Keystone database already holds the user.
+  # The password file is new but the Keystone database already contains the user.
   if [ "$SECRETS_CREATED" = 1 ]; then
     keystone_api PATCH "/users/$id" "$(jq -nc --arg p "$password" '{user: {password: $p}}')" > /dev/null
   fi
@@ -528,7 +530,7 @@ start_neutron() {
   start_neutron_worker neutron-ovn-maintenance neutron-ovn-maintenance-worker "${neutron_args[@]}"
   start_neutron_worker neutron-periodic neutron-periodic-workers "${neutron_args[@]}"
 
-  # The root URL answers before the API workers have loaded the ML2 plugin.
+  # The root URL responds before the API workers have loaded the ML2 plugin.
   wait_for_http http://127.0.0.1:9696/ 200 120
   for _ in $(seq 1 300); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $LAB_TOKEN" \
@@ -593,17 +595,17 @@ create_networks() {
 
 # ---------------------------------------------------------------- Docker
 
-docker_answers() {
+dockerd_responds() {
   timeout 10 docker -H "$HOST_DOCKER_SOCK" version > /dev/null 2>&1
 }
 
 start_dockerd() {
   step dockerd
-  if docker_answers; then
+  if dockerd_responds; then
     if [ -f "$LAB_RUN/dockerd.started-by-lab" ] && pidfile_running "$LAB_RUN/dockerd.pid"; then
       lab_log "docker: dockerd started by the lab is running (pid $(cat "$LAB_RUN/dockerd.pid"))"
     else
-      lab_log "docker: a dockerd not started by the lab answers on $HOST_DOCKER_SOCK; leaving it alone"
+      lab_log "docker: a dockerd not started by the lab responds on $HOST_DOCKER_SOCK; leaving it alone"
     fi
     return 0
   fi
@@ -611,10 +613,10 @@ start_dockerd() {
   setsid dockerd --pidfile "$LAB_RUN/dockerd.pid" > "$LAB_LOGS/dockerd.log" 2>&1 < /dev/null &
   touch "$LAB_RUN/dockerd.started-by-lab"
   for _ in $(seq 1 300); do
-    docker_answers && break
+    dockerd_responds && break
     sleep 0.1
   done
-  docker_answers || lab_die "dockerd did not answer within 30 s, see $LAB_LOGS/dockerd.log"
+  dockerd_responds || lab_die "dockerd did not respond within 30 s, see $LAB_LOGS/dockerd.log"
 }
 
 # Imports a root filesystem holding Debian's static busybox and one link per applet. There is
@@ -715,4 +717,5 @@ main() {
   lab_log "lab is up: Keystone $KEYSTONE_URL, Neutron http://127.0.0.1:9696, chassis $LAB_HOST"
 }
 
-main "$@"
+# Sourcing the file only defines its functions, so a test can run single steps.
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

@@ -1,0 +1,35 @@
+# Developer entry points. The lab targets need root and a Debian 12 machine; see lab/NOTES.md.
+
+SHELL := /bin/bash
+# Number of simulated hosts for `make cluster`, counting this machine as host1.
+HOSTS ?= 3
+
+.PHONY: lab lab-down lab-purge lab-status cluster cluster-down cluster-check
+
+# Install what is missing and start the single-host lab; safe to run again.
+lab:
+	lab/up.sh
+
+# Stop what `make lab` started; servers that it found running are left alone.
+lab-down:
+	lab/down.sh
+
+# Stop the lab and delete its state, so the next `make lab` starts fresh.
+lab-purge:
+	lab/down.sh --purge
+
+# One line per lab server and per demo network; fails when something is missing.
+lab-status:
+	lab/status.sh
+
+# Bring the lab up, then add simulated hosts host2..host$(HOSTS) as network namespaces.
+cluster: lab
+	lab/cluster-up.sh $(HOSTS)
+
+# Remove the simulated hosts and return the lab to a single host.
+cluster-down:
+	lab/cluster-down.sh
+
+# Ping between ports plugged by hand on every simulated host; deletes what it creates.
+cluster-check:
+	lab/cluster-check.sh

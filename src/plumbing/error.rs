@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::ovsdb::{OvsdbError, OvsdbOperation};
+
 /// A failed plumbing step. Each variant names the operation and carries the namespace path,
 /// interface name or bridge involved. The OS or OVSDB cause, when there is one, is the `source`.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +154,31 @@ pub enum PlumbingError {
 
     #[error("no free ethN interface name in network namespace {netns}")]
     NoFreeIfname { netns: PathBuf },
+
+    /// The socket file is missing, or no process listens on it.
+    #[error("connect to OVSDB failed, is ovsdb-server running? (endpoint {endpoint})")]
+    OvsdbUnreachable {
+        endpoint: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("connect to OVSDB (endpoint {endpoint})")]
+    OvsdbConnect {
+        endpoint: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("unsupported OVSDB endpoint {endpoint:?}: use unix:PATH or a socket path")]
+    UnsupportedOvsdbEndpoint { endpoint: String },
+
+    #[error("{op}")]
+    Ovsdb {
+        op: OvsdbOperation,
+        #[source]
+        source: Box<OvsdbError>,
+    },
 }
 
 impl PlumbingError {
@@ -168,6 +195,11 @@ impl PlumbingError {
             cause = error.source();
         }
         false
+    }
+
+    /// Tells whether an OVSDB operation failed because the bridge does not exist.
+    pub fn is_bridge_not_found(&self) -> bool {
+        matches!(self, Self::Ovsdb { source, .. } if matches!(**source, OvsdbError::BridgeNotFound { .. }))
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Plugging a Neutron port into a namespace is two calls:
 //! [`plug_veth`] builds the veth pair, with the inside end already configured, and
-//! `OvsdbClient::add_port` puts the host end on the integration bridge with the port's
+//! [`OvsdbClient::add_port`] puts the host end on the integration bridge with the port's
 //! `external_ids`.
 //!
 //! Operations that act inside another namespace run a short-lived thread there
@@ -15,6 +15,7 @@ mod error;
 mod ethtool;
 pub mod link;
 pub mod netns;
+pub mod ovsdb;
 mod rtnl;
 mod veth;
 
@@ -24,4 +25,5 @@ pub use link::{
     InterfaceConfig, MacAddr, Route,
 };
 pub use netns::{delete_named, ensure_named, in_netns, in_netns_async, write_sysctl, Netns};
+pub use ovsdb::{OvsInterface, OvsdbClient};
 pub use veth::{plug_veth, plug_veth_in};

@@ -27,7 +27,7 @@ use super::PlumbingError;
 /// The inside end is created in `netns` directly, already named and with its MAC and MTU,
 /// because moving a link between namespaces costs 15–20 ms of kernel RCU synchronisation.
 /// If a step after the creation fails, the pair is deleted before the error is returned.
-/// The host end is not attached to any bridge.
+/// The host end is not attached to any bridge; see [`crate::plumbing::ovsdb`].
 pub async fn plug_veth(
     netns: &Netns,
     host_ifname: &str,

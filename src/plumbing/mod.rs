@@ -16,6 +16,7 @@ mod ethtool;
 pub mod link;
 pub mod netns;
 pub mod ovsdb;
+mod resolv;
 mod rtnl;
 mod veth;
 
@@ -26,4 +27,5 @@ pub use link::{
 };
 pub use netns::{delete_named, ensure_named, in_netns, in_netns_async, write_sysctl, Netns};
 pub use ovsdb::{OvsInterface, OvsdbClient};
+pub use resolv::write_resolv_conf;
 pub use veth::{plug_veth, plug_veth_in};

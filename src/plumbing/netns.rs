@@ -151,6 +151,7 @@ where
     std::thread::Builder::new()
         .name("clampify-netns".to_owned())
         .spawn(move || {
+            #[allow(clippy::disallowed_methods)] // the one sanctioned setns call site
             nix::sched::setns(&target, CloneFlags::CLONE_NEWNET).map_err(|errno| {
                 PlumbingError::EnterNetns {
                     path: thread_path,
@@ -263,6 +264,7 @@ fn mount_new_netns(path: &Path) -> Result<(), (&'static str, io::Error)> {
         .spawn(move || {
             // unshare(CLONE_NEWNET) moves only this thread, which exits right after the
             // mount; the mount then keeps the namespace alive.
+            #[allow(clippy::disallowed_methods)] // the one sanctioned unshare call site
             nix::sched::unshare(CloneFlags::CLONE_NEWNET)
                 .map_err(|errno| ("unshare(CLONE_NEWNET)", errno.into()))?;
             let own_netns = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());

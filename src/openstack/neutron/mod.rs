@@ -223,11 +223,13 @@ impl Neutron {
     /// Finds a security group by ID or else by exact name.
     ///
     /// Every project has a group named `default`, and an admin or service user sees them
-    /// all. When a name matches several groups, the one in the token's project is returned
-    /// if there is exactly one. Otherwise the error lists their IDs.
+    /// all. When a name matches several groups, the one in `project_id` (or, when that is
+    /// `None`, in the token's project) is returned if there is exactly one. Otherwise the
+    /// error lists their IDs.
     pub async fn find_security_group(
         &self,
         name_or_id: &str,
+        project_id: Option<&str>,
     ) -> Result<SecurityGroup, NeutronError> {
         let group = name_or_id.to_owned();
         if is_uuid(name_or_id) {
@@ -244,7 +246,7 @@ impl Neutron {
             };
         }
 
-        let groups = match self.security_groups_named(name_or_id).await {
+        let groups = match self.security_groups_named(name_or_id, project_id).await {
             Ok(groups) => groups,
             Err(source) => return Err(NeutronError::FindSecurityGroup { group, source }),
         };
@@ -255,8 +257,13 @@ impl Neutron {
         }
     }
 
-    /// Lists the groups named `name`, narrowed to the token's project when that leaves one.
-    async fn security_groups_named(&self, name: &str) -> Result<Vec<SecurityGroup>, RequestError> {
+    /// Lists the groups named `name`, narrowed to `project_id` (default: the token's project)
+    /// when that leaves one.
+    async fn security_groups_named(
+        &self,
+        name: &str,
+        project_id: Option<&str>,
+    ) -> Result<Vec<SecurityGroup>, RequestError> {
         let query = [("name", name.to_owned())];
         let path = ["v2.0", "security-groups"];
         let groups = self
@@ -267,7 +274,10 @@ impl Neutron {
             return Ok(groups);
         }
 
-        let project = self.session.project_id().await?;
+        let project = match project_id {
+            Some(project) => Some(project.to_owned()),
+            None => self.session.project_id().await?,
+        };
         let own: Vec<SecurityGroup> = groups
             .iter()
             .filter(|group| project.is_some() && group.project_id == project)

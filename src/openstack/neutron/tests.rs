@@ -226,7 +226,7 @@ async fn security_group_name_prefers_token_project() {
         .mount(&server)
         .await;
 
-    let group = neutron.find_security_group("default").await.unwrap();
+    let group = neutron.find_security_group("default", None).await.unwrap();
 
     assert_eq!(group.id, "09242f86-5a61-4232-a8fc-e00e19e56283");
 }
@@ -242,7 +242,10 @@ async fn security_group_name_outside_project_is_ambiguous() {
         .mount(&server)
         .await;
 
-    let error = neutron.find_security_group("default").await.unwrap_err();
+    let error = neutron
+        .find_security_group("default", None)
+        .await
+        .unwrap_err();
 
     assert_eq!(
         error.to_string(),
@@ -330,6 +333,7 @@ async fn create_port_sends_addresses_groups_and_tags() {
         security_groups: Some(vec!["09242f86-5a61-4232-a8fc-e00e19e56283".to_owned()]),
         tags: vec!["clampify".to_owned()],
         description: Some("clampify".to_owned()),
+        project_id: None,
         ..port_request()
     };
 

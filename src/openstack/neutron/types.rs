@@ -147,6 +147,10 @@ pub struct PortCreate {
     /// Free text, always stored; a filter of [`PortFilters`] too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Owner of the port; `None` gives the token's project. Only an admin or service user
+    /// may create a port for another project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
 }
 
 /// A requested address: a subnet, an IP, or both.

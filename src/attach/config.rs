@@ -24,15 +24,16 @@ pub enum PortDataError {
 /// Builds the settings of the interface named `ifname` inside the namespace.
 ///
 /// Every fixed IP gets its subnet's prefix length. Each subnet that holds one of the port's
-/// addresses adds its host routes and a default route via its gateway, except that only the
-/// first gateway of each IP version becomes a default route: the kernel accepts one default
-/// route per table and family.
+/// addresses adds its host routes, and with `default_routes` a default route via its gateway.
+/// Only the first gateway of each IP version becomes a default route, because the kernel
+/// accepts one default route per table and family.
 pub fn interface_config(
     port: &Port,
     subnets: &[Subnet],
     ifname: &str,
     mtu: u32,
     disable_tx_checksum: bool,
+    default_routes: bool,
 ) -> Result<InterfaceConfig, PortDataError> {
     let mac: MacAddr = port
         .mac_address
@@ -64,7 +65,7 @@ pub fn interface_config(
         })?;
         addresses.push(address);
 
-        if let Some(gateway) = subnet.gateway_ip {
+        if let Some(gateway) = subnet.gateway_ip.filter(|_| default_routes) {
             let first = match gateway {
                 IpAddr::V4(_) => !std::mem::replace(&mut default_v4, true),
                 IpAddr::V6(_) => !std::mem::replace(&mut default_v6, true),

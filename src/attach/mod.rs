@@ -42,6 +42,9 @@ pub const DESCRIPTION_CREATED: &str = "created by clampify";
 /// `delete` removes the namespace too.
 pub const DESCRIPTION_NETNS_CREATED: &str = "created by clampify with its network namespace";
 
+/// Name of the first interface Clampify plugs into a namespace.
+const FIRST_IFNAME: &str = "eth0";
+
 /// OVS `external_ids` key with the interface name inside the namespace.
 pub const OVS_KEY_IFNAME: &str = "clampify-ifname";
 /// OVS `external_ids` key with the namespace the port is plugged into.
@@ -492,7 +495,11 @@ impl<P: Plumbing> Attacher<P> {
         let mtu = info.network.mtu.unwrap_or(1500);
         // Userspace OVS reads veths through AF_PACKET without vnet headers, so a packet
         // with a partial checksum leaves with a bad one: ping works and TCP does not.
-        let iface = interface_config(port, &info.subnets, &ifname, mtu, netdev)
+        // The first interface carries the default routes. A later one (a second network, or
+        // a container that already has Docker's eth0) adds only its subnet and host routes,
+        // as Docker does for a container's second network.
+        let default_routes = ifname == FIRST_IFNAME;
+        let iface = interface_config(port, &info.subnets, &ifname, mtu, netdev, default_routes)
             .map_err(AttachError::PortData)?;
 
         let external_ids = ovs_external_ids(port, request, &ifname);

@@ -67,9 +67,10 @@ pub fn clampify(args: &[&str]) -> Output {
 /// Runs `clampify ARGS` with extra environment variables.
 pub fn clampify_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_clampify"));
-    command
-        .args(["--openrc", agent_openrc().to_str().unwrap()])
-        .args(args);
+    if !args.contains(&"--openrc") {
+        command.args(["--openrc", agent_openrc().to_str().unwrap()]);
+    }
+    command.args(args);
     for (key, _) in std::env::vars() {
         if key.starts_with("OS_") || key.starts_with("CLAMPIFY_") {
             command.env_remove(key);

@@ -7,6 +7,8 @@
 mod config;
 mod container;
 mod host;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;

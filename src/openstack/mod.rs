@@ -23,7 +23,7 @@ mod keystone;
 mod neutron;
 mod session;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use credentials::{
     AuthMethod, CredentialOptions, CredentialSource, Credentials, CredentialsError, DomainRef,

@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand};
 /// namespace with the port's MAC, fixed IPs, the network's MTU and the subnets' routes.
 /// Neutron is the source of truth: Clampify keeps no local state.
 ///
-/// Credentials come, highest precedence first, from `--openrc`, `--os-cloud`/`OS_CLOUD`
-/// (clouds.yaml), the `OS_*` environment variables, then `~/openrc`.
+/// Credentials, highest precedence first: `--openrc FILE`, the `OS_*` environment
+/// variables, the cloud named by `--os-cloud`/`OS_CLOUD` in clouds.yaml (secure.yaml merged
+/// over it), as python-openstackclient applies them. With none of these, `~/openrc` is read.
 #[derive(Debug, Parser)]
 #[command(name = "clampify", version, propagate_version = true)]
 pub struct Cli {

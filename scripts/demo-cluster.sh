@@ -21,8 +21,8 @@ HOSTS=(host2 host3 host4)
 KEEP=${KEEP:-0}
 CLAMPIFY=${CLAMPIFY:-${CARGO_TARGET_DIR:-target}/debug/clampify}
 TRANSFER_BYTES=200000
-# The remote chassis installs its flows up to a few hundred milliseconds after the local one
-# reports the port ACTIVE, so the first packets of a new path may be lost.
+# The remote chassis can install its flows after the local one has reported the port ACTIVE,
+# so the first packets of a new path may be lost.
 TRAFFIC_RETRY_MS=2000
 # A demo and the cluster end-to-end tests both use host2 and up, so this lock keeps them apart.
 LOCK_FILE=$LAB_DIR/cluster.lock
@@ -91,22 +91,15 @@ start_cluster() {
   trap teardown EXIT
 }
 
-# Starts the agents at once, because each one spends most of its start logging in to Keystone.
+# Starts the agents one after the other. The lab's Keystone keeps its data in SQLite, and
+# concurrent password logins there can fail with "database is locked" (HTTP 500), which makes
+# an agent exit at its start.
 start_agents() {
-  local host starters=() pids=()
+  local host pids=()
   for host in "${HOSTS[@]}"; do
-    lab/cluster-agent.sh start "$host" "$CLAMPIFY" demo-net > "$WORK_LOG.$host" 2>&1 &
-    starters+=($!)
+    quietly lab/cluster-agent.sh start "$host" "$CLAMPIFY" demo-net
     STARTED_AGENTS+=("$host")
-  done
-  for host in "${!HOSTS[@]}"; do
-    if ! wait "${starters[$host]}"; then
-      sed 's/^/  | /' "$WORK_LOG.${HOSTS[$host]}" >&2
-      fail "the agent of ${HOSTS[$host]} did not start"
-    fi
-    cat "$WORK_LOG.${HOSTS[$host]}" >> "$WORK_LOG"
-    rm -f "$WORK_LOG.${HOSTS[$host]}"
-    pids+=("${HOSTS[$host]} pid $(cat "$LAB_CLUSTER/${HOSTS[$host]}/run/clampify-agent.pid")")
+    pids+=("$host pid $(cat "$LAB_CLUSTER/$host/run/clampify-agent.pid")")
   done
   lab_log "agents running inside each host's netns: $(IFS=,; echo "${pids[*]}" | sed 's/,/, /g')"
 }
@@ -203,8 +196,8 @@ s.sendall(data); s.close()
 print(len(data), hashlib.sha256(data).hexdigest())
 '
 
-# Sends TRANSFER_BYTES random bytes from CLIENT to SERVER's IPv4 address; both sides print
-# "count sha256", and the transfer passes when the lines are equal.
+# Sends TRANSFER_BYTES random bytes from CLIENT to SERVER's IPv4 address. Both sides print
+# "count sha256", and the transfer passes when the two lines are equal.
 tcp_transfer() {
   local client=$1 server=$2 server_ip=${IPV4[$2]} received sent server_pid
   in_container "$server" python3 -c "$TCP_SERVER" "$server_ip" > "$WORK_LOG.server" 2>&1 &

@@ -43,3 +43,10 @@ cluster-down:
 # Ping between ports plugged by hand on every simulated host; deletes what it creates.
 cluster-check:
 	lab/cluster-check.sh
+
+.PHONY: demo-cluster
+
+# Clampify across simulated hosts host2..host4, one agent each: cross-host traffic, tenant
+# isolation and `clampify list` per host, then teardown. KEEP=1 keeps it all running.
+demo-cluster: lab
+	scripts/demo-cluster.sh

@@ -1,5 +1,5 @@
 #!/bin/bash
-# `make demo`, as root on a lab machine (see lab/NOTES.md): the main job of Clampify.
+# `make demo`: Clampify's main job, shown on the local lab (see lab/NOTES.md). Run as root.
 #   1. Brings the lab up, builds Clampify and starts `clampify watch demo-net` in the background.
 #   2. Starts cfy-demo-a and cfy-demo-b with `--network none`. The agent gives each a Neutron
 #      port on demo-net, and the script shows the addresses, pings both ways over IPv4 and
@@ -13,7 +13,6 @@
 # Logs go to target/demo/ (under CARGO_TARGET_DIR when it is set). Exits 1 when a check fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
 # shellcheck source=lab/lib.sh
 . lab/lib.sh
 
@@ -37,6 +36,7 @@ STARTED_NAMES=()
 LEFTOVER_IDS=()
 AGENT_PID=
 FAILURES=0
+INTERRUPTED=0
 T0=$(date +%s%3N)
 
 # ---------------------------------------------------------------- output
@@ -95,10 +95,11 @@ start_lab() {
 
 build() {
   step "build (cargo build --release; log $DEMO_DIR/build.log)"
-  # cargo prints one "Compiling" line per crate; every 50th and Clampify's own are shown.
+  # cargo prints one "Compiling" line per crate. The 50th, 100th, ... and Clampify's own are
+  # shown, and so is the line that says cargo waits for another build's lock.
   cargo build --release --color never 2>&1 | tee "$DEMO_DIR/build.log" |
     awk '/^ *Compiling / { n++; if ($2 == "clampify" || n % 50 == 0) { printf "   compiling %s (crate %d)\n", $2, n; fflush() } }
-         /^ *Finished / { sub(/^ +/, ""); print "   " $0; fflush() }'
+         /^ *(Finished|Blocking) / { sub(/^ +/, ""); print "   " $0; fflush() }'
   local status=${PIPESTATUS[0]}
   if [ "$status" != 0 ]; then
     show_tail "$DEMO_DIR/build.log"
@@ -192,10 +193,16 @@ other_clampify_runs() {
     sed 's/^/container /'
 }
 
+# Prints the other Clampify runs on one line: the first 4 and the count of the rest.
+summarize_other_runs() {
+  other_clampify_runs | awk '{ if (NR <= 4) line = line (NR > 1 ? ", " : "") $0 }
+    END { if (NR > 4) line = line ", and " NR - 4 " more"; print line }'
+}
+
 # Two agents on one dockerd race for the same containers, so the demo waits its turn.
 wait_for_other_runs() {
   local others waited=0
-  others=$(other_clampify_runs | paste -sd, | sed 's/,/, /g')
+  others=$(summarize_other_runs)
   [ -n "$others" ] || return 0
   step "wait for other Clampify runs on this dockerd (up to ${DEMO_WAIT}s)"
   while [ -n "$others" ]; do
@@ -206,7 +213,7 @@ wait_for_other_runs() {
       abort "other Clampify runs still use this dockerd after ${DEMO_WAIT}s: $others; stop them or raise DEMO_WAIT"
     sleep 5
     waited=$((waited + 5))
-    others=$(other_clampify_runs | paste -sd, | sed 's/,/, /g')
+    others=$(summarize_other_runs)
   done
   pass "none left after ${waited}s"
 }
@@ -239,11 +246,13 @@ start_agent() {
 run_container() {
   local name=$1 id
   shift
-  # dockerd 20.10 sets net.ipv6.conf.default.disable_ipv6=1 in a `--network none` container,
-  # the link that Clampify plugs copies it, and the kernel then rejects the port's IPv6
-  # address with EACCES. Turning IPv6 on here is harmless once Clampify does it per link.
+  # dockerd 20.10 sets net.ipv6.conf.default.disable_ipv6=1 in a `--network none` container.
+  # The link that Clampify plugs copies it, and the kernel then rejects the port's IPv6
+  # address with EACCES, so the attach fails.
+  # NOTE: the sysctl can go once Clampify turns IPv6 on for the link it plugs.
+  # --pull never: the lab builds the image locally, and the demo contacts no registry.
   RUN_AT[$name]=$(date +%s%3N)
-  id=$(docker run -d --name "$name" --network none \
+  id=$(docker run -d --pull never --name "$name" --network none \
     --sysctl net.ipv6.conf.default.disable_ipv6=0 "$@" "$LAB_IMAGE" sleep 3650d) ||
     abort "docker run $name failed"
   CONTAINER_ID[$name]=$id
@@ -286,8 +295,8 @@ wait_attached() {
   info "  ip -o addr show dev eth0 (in the container): $(paste -sd' ' <<< "$addresses")"
 }
 
-# Pings ADDRESS from container FROM, with ping6 for an IPv6 address. Waits up to 10 s for
-# a first reply, then sends 3 pings and prints the count of replies and the average time.
+# Pings ADDRESS from container FROM, with ping6 for an IPv6 address. Tries up to 10 single
+# pings of 1 s for a first reply, then sends 3 pings and prints the replies and average time.
 check_ping() {
   local from=$1 to=$2 address=$3 ping=ping out sent received avg
   case $address in *:*) ping=ping6 ;; esac
@@ -367,13 +376,14 @@ show_list() {
   fi
 }
 
-# Prints the ID of a port on tenant-b-net that has IP address ADDRESS, or nothing.
-tenant_b_port_with() {
+# Prints the IDs of the ports on tenant-b-net that have IP address ADDRESS. Fails when
+# Keystone or Neutron does.
+tenant_b_ports_with() {
   local network
   LAB_TOKEN=$( . "$OPENRC" && keystone_token "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME")
-  network=$(neutron_api GET "/networks?name=tenant-b-net" | jq -r '.networks[0].id // empty') &&
-    [ -n "$network" ] &&
-    neutron_api GET "/ports?network_id=$network&fixed_ips=ip_address%3D$1" | jq -r '.ports[].id'
+  [ -n "$LAB_TOKEN" ] || return 1
+  network=$(neutron_api GET "/networks?name=tenant-b-net" | jq -er '.networks[0].id') || return 1
+  neutron_api GET "/ports?network_id=$network&fixed_ips=ip_address%3D$1" | jq -r '.ports[].id'
 }
 
 # ---------------------------------------------------------------- clean-up
@@ -390,8 +400,9 @@ delete_leftover_port() {
 }
 
 clean_up() {
+  local ids=() name left port device
+  [ ${#STARTED_NAMES[@]} -gt 0 ] || [ ${#LEFTOVER_IDS[@]} -gt 0 ] || [ -n "$AGENT_PID" ] || return 0
   step "clean up"
-  local ids=() name id left port device
   for name in "${STARTED_NAMES[@]}"; do
     ids+=("${CONTAINER_ID[$name]}")
   done
@@ -406,7 +417,8 @@ clean_up() {
 
   if [ -n "$AGENT_PID" ]; then
     if [ ${#ids[@]} -gt 0 ] && pid_running "$AGENT_PID"; then
-      local started=$(date +%s%3N)
+      local started
+      started=$(date +%s%3N)
       if wait_ports_deleted "${ids[@]}"; then
         pass "the agent deleted the containers' ports in $(( $(date +%s%3N) - started )) ms"
       else
@@ -441,6 +453,7 @@ clean_up() {
 }
 
 print_kept() {
+  [ ${#STARTED_NAMES[@]} -gt 0 ] || [ -n "$AGENT_PID" ] || return 0
   step "kept (KEEP=1)"
   info "containers: ${STARTED_NAMES[*]:-none}"
   if [ -n "$AGENT_PID" ]; then
@@ -463,17 +476,21 @@ finish() {
     clean_up
   fi
   [ "$FAILURES" = 0 ] || status=1
+  if [ "$INTERRUPTED" = 1 ]; then
+    echo "== demo interrupted after $(elapsed)"
+    exit "$status"
+  fi
   if [ "$status" != 0 ] && [ -s "$AGENT_LOG" ] && [ -n "$AGENT_PID" ]; then
     echo "== agent log, last 30 lines of $AGENT_LOG"
     show_tail "$AGENT_LOG"
     # An agent with the same host ID deletes the ports of containers that its dockerd lacks.
-    others=$(other_clampify_runs | paste -sd, | sed 's/,/, /g')
+    others=$(summarize_other_runs)
     [ -z "$others" ] || info "note: other Clampify runs were active at the end, and may have changed the demo's ports: $others"
   fi
   if [ "$status" = 0 ]; then
     echo "== demo passed in $(elapsed)"
   else
-    echo "== demo FAILED ($FAILURES failed checks) in $(elapsed); logs in $DEMO_DIR"
+    echo "== demo FAILED in $(elapsed): $FAILURES failed $( [ "$FAILURES" = 1 ] && echo check || echo checks); logs in $DEMO_DIR"
   fi
   exit "$status"
 }
@@ -481,7 +498,7 @@ finish() {
 # ---------------------------------------------------------------- main
 
 trap finish EXIT
-trap 'echo; echo "   interrupted"; exit 130' INT TERM
+trap 'INTERRUPTED=1; echo; echo "   interrupted"; exit 130' INT TERM
 
 check_prerequisites
 start_lab
@@ -513,8 +530,11 @@ step "tenant-b container on tenant-b-net (same 198.51.100.0/24)"
 # Asking for cfy-demo-a's IPv4 address shows that the two networks' address spaces are
 # separate. A port on tenant-b-net that already has the address would make the attach fail.
 twin=${IPV4[cfy-demo-a]}
-if [ -n "$(tenant_b_port_with "$twin")" ]; then
-  info "$twin is taken on tenant-b-net; Neutron picks the address"
+if ! taken=$(tenant_b_ports_with "$twin"); then
+  info "could not look up $twin on tenant-b-net; Neutron picks the address"
+  run_container cfy-demo-tenant-b --label clampify.networks=tenant-b-net
+elif [ -n "$taken" ]; then
+  info "$twin is taken on tenant-b-net by port $taken; Neutron picks the address"
   run_container cfy-demo-tenant-b --label clampify.networks=tenant-b-net
 else
   info "label clampify.ips=$twin asks for the IPv4 address of cfy-demo-a"

@@ -229,6 +229,8 @@ start_agent() {
   # containers so that it deletes their ports. NO_COLOR keeps color codes out of the log.
   NO_COLOR=1 setsid "$CLAMPIFY" --openrc "$OPENRC" watch demo-net > "$AGENT_LOG" 2>&1 &
   AGENT_PID=$!
+  # The clean-up stops the agent by PID; without disown bash reports "Killed" if it dies.
+  disown "$AGENT_PID"
   echo "$AGENT_PID" > "$AGENT_PIDFILE"
   # The agent logs "reconciled" once it follows Docker's events and has reconciled this host.
   local deadline=$(( $(date +%s) + 30 ))
@@ -399,8 +401,22 @@ delete_leftover_port() {
   neutron_api DELETE "/ports/$port" > /dev/null
 }
 
+# Removes the OVS rows that Clampify made for the given containers (external_ids:vm-uuid is
+# the container ID) and reports each as a failure with CAUSE.
+check_ovs_rows_removed() {
+  local cause=$1 id row
+  shift
+  for id in "$@"; do
+    for row in $(ovs-vsctl --bare --columns=name find Interface "external_ids:vm-uuid=$id"); do
+      ovs-vsctl --if-exists del-port br-int "$row"
+      ip link delete "$row" 2> /dev/null || true
+      fail "$cause: OVS port $row of removed container ${id:0:12} was left; deleted it"
+    done
+  done
+}
+
 clean_up() {
-  local ids=() name left port device
+  local ids=() name left port device cause="Clampify bug"
   [ ${#STARTED_NAMES[@]} -gt 0 ] || [ ${#LEFTOVER_IDS[@]} -gt 0 ] || [ -n "$AGENT_PID" ] || return 0
   step "clean up"
   for name in "${STARTED_NAMES[@]}"; do
@@ -430,26 +446,28 @@ clean_up() {
       pass "agent stopped (pid $AGENT_PID)"
     else
       fail "the agent (pid $AGENT_PID) had exited before the clean-up"
+      cause="the agent had exited"
     fi
     rm -f "$AGENT_PIDFILE"
   fi
 
   [ ${#ids[@]} -gt 0 ] && [ -x "$CLAMPIFY" ] || return 0
+  local failures_before=$FAILURES
   if ! left=$(ports_of_containers "${ids[@]}"); then
     fail "could not list the Clampify ports of this host to check for leftovers"
     return
   fi
-  if [ -z "$left" ]; then
-    pass "no Clampify port of the demo's containers is left on host $LAB_HOST"
-    return
-  fi
   while read -r port device; do
     if delete_leftover_port "$port"; then
-      fail "Clampify bug: port $port of removed container ${device:0:12} was left; deleted it"
+      fail "$cause: Neutron port $port of removed container ${device:0:12} was left; deleted it"
     else
-      fail "Clampify bug: port $port of removed container ${device:0:12} was left, and deleting it failed"
+      fail "$cause: Neutron port $port of removed container ${device:0:12} was left, and deleting it failed"
     fi
   done < <(jq -r '"\(.port_id) \(.device_id)"' <<< "$left")
+  check_ovs_rows_removed "$cause" "${ids[@]}"
+  if [ "$FAILURES" = "$failures_before" ]; then
+    pass "no Neutron port or OVS port of the demo's containers is left on host $LAB_HOST"
+  fi
 }
 
 print_kept() {

@@ -9,7 +9,7 @@
 #   4. Removes the containers (the agent deletes their ports), stops the agent and checks that
 #      no port of theirs is left.
 # KEEP=1 keeps the containers and the agent running and prints how to remove them.
-# DEMO_WAIT (seconds, default 600) bounds the wait for other Clampify runs on this dockerd.
+# DEMO_WAIT (seconds, default 600) bounds the wait for other Clampify runs on this host.
 # Logs go to target/demo/ (under CARGO_TARGET_DIR when it is set). Exits 1 when a check fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,8 @@ TCP_PORT=5001
 TRANSFER_BYTES=1048576
 # Container name -> Docker ID, `docker run` time (ms), Neutron port ID, IPv4 and IPv6 address.
 declare -A CONTAINER_ID RUN_AT PORT_ID IPV4 IPV6
-# Names in the order they were started; the clean-up removes these and the leftovers.
+# Names of the containers this run started, in start order. The clean-up removes them and
+# the leftovers of an earlier run.
 STARTED_NAMES=()
 LEFTOVER_IDS=()
 AGENT_PID=
@@ -58,7 +59,7 @@ fail() {
   FAILURES=$((FAILURES + 1))
 }
 
-# Reports a failed step and ends the demo; the EXIT trap cleans up.
+# Reports a failed step and exits, so that the EXIT trap cleans up.
 abort() {
   fail "$*"
   exit 1
@@ -73,7 +74,7 @@ show_tail() {
 
 check_prerequisites() {
   step "prerequisites"
-  [ "$(id -u)" = 0 ] || abort "make demo needs root: the lab, OVS and the agent's namespace work need it"
+  [ "$(id -u)" = 0 ] || abort "make demo must run as root, because the lab, OVS and the agent change namespaces and bridges"
   command -v cargo > /dev/null ||
     abort "cargo not found in PATH: install Rust with rustup (https://rustup.rs), then run make demo again"
   mkdir -p "$DEMO_DIR"
@@ -96,7 +97,7 @@ start_lab() {
 build() {
   step "build (cargo build --release; log $DEMO_DIR/build.log)"
   # cargo prints one "Compiling" line per crate. The 50th, 100th, ... and Clampify's own are
-  # shown, and so is the line that says cargo waits for another build's lock.
+  # shown, and so is the line cargo prints while it waits for another build's lock.
   cargo build --release --color never 2>&1 | tee "$DEMO_DIR/build.log" |
     awk '/^ *Compiling / { n++; if ($2 == "clampify" || n % 50 == 0) { printf "   compiling %s (crate %d)\n", $2, n; fflush() } }
          /^ *(Finished|Blocking) / { sub(/^ +/, ""); print "   " $0; fflush() }'
@@ -175,9 +176,9 @@ clean_previous_run() {
   rm -f "$AGENT_PIDFILE"
 }
 
-# Prints one line per other Clampify run on this machine's dockerd: a `clampify watch` in
-# this network namespace (agents of simulated hosts run in their own), or a running
-# container named cfy-* that is not the demo's, as the end-to-end tests name theirs.
+# Prints one line per other Clampify run on this machine: a `clampify watch` in this network
+# namespace, or a running container named cfy-* that is not the demo's. Agents of simulated
+# hosts run in their own namespaces, and the end-to-end tests name their containers cfy-*.
 other_clampify_runs() {
   local own_netns pid stat comm args
   own_netns=$(readlink /proc/self/ns/net)
@@ -199,18 +200,19 @@ summarize_other_runs() {
     END { if (NR > 4) line = line ", and " NR - 4 " more"; print line }'
 }
 
-# Two agents on one dockerd race for the same containers, so the demo waits its turn.
+# Two agents with the same host ID fight, because each attaches the containers of its
+# dockerd and deletes the ports of containers that its dockerd lacks. So the demo waits.
 wait_for_other_runs() {
   local others waited=0
   others=$(summarize_other_runs)
   [ -n "$others" ] || return 0
-  step "wait for other Clampify runs on this dockerd (up to ${DEMO_WAIT}s)"
+  step "wait for other Clampify runs on this host (up to ${DEMO_WAIT}s)"
   while [ -n "$others" ]; do
     if [ $((waited % 60)) = 0 ]; then
       info "running: $others"
     fi
     [ "$waited" -lt "$DEMO_WAIT" ] ||
-      abort "other Clampify runs still use this dockerd after ${DEMO_WAIT}s: $others; stop them or raise DEMO_WAIT"
+      abort "other Clampify runs are still active on this host after ${DEMO_WAIT}s: $others. Stop them or raise DEMO_WAIT (seconds)"
     sleep 5
     waited=$((waited + 5))
     others=$(summarize_other_runs)
@@ -225,11 +227,12 @@ start_agent() {
   if [ -n "$others" ]; then
     info "note: the agent also gives these running containers a port on demo-net: $others"
   fi
-  # setsid keeps a Ctrl-C in the terminal from reaching the agent: it must outlive the
+  # setsid keeps a Ctrl-C in the terminal from reaching the agent, which must outlive the
   # containers so that it deletes their ports. NO_COLOR keeps color codes out of the log.
   NO_COLOR=1 setsid "$CLAMPIFY" --openrc "$OPENRC" watch demo-net > "$AGENT_LOG" 2>&1 &
   AGENT_PID=$!
-  # The clean-up stops the agent by PID; without disown bash reports "Killed" if it dies.
+  # disown keeps bash from printing a "Killed" line when the agent dies. The clean-up stops
+  # the agent by its PID.
   disown "$AGENT_PID"
   echo "$AGENT_PID" > "$AGENT_PIDFILE"
   # The agent logs "reconciled" once it follows Docker's events and has reconciled this host.
@@ -248,7 +251,7 @@ start_agent() {
 run_container() {
   local name=$1 id
   shift
-  # dockerd 20.10 sets net.ipv6.conf.default.disable_ipv6=1 in a `--network none` container.
+  # dockerd 20.10.24 sets net.ipv6.conf.default.disable_ipv6=1 in a `--network none` container.
   # The link that Clampify plugs copies it, and the kernel then rejects the port's IPv6
   # address with EACCES, so the attach fails.
   # NOTE: the sysctl can go once Clampify turns IPv6 on for the link it plugs.
@@ -334,7 +337,8 @@ check_no_ping() {
 check_tcp_transfer() {
   local from=$1 to=$2 address=${IPV4[$2]} listening=0 sent_md5 received status started ms
   # The listener reads its stdin from sleep, because busybox nc half-closes the connection
-  # when its stdin ends, and the sender then stops before all data is out.
+  # when its stdin ends, and the sender then stops early. With busybox 1.35 and stdin
+  # /dev/null, 1 KiB of 1 MiB arrived.
   docker exec -d "$to" sh -c "rm -f /tmp/received; sleep 60 | nc -l -p $TCP_PORT > /tmp/received"
   for _ in $(seq 1 50); do
     docker exec "$to" netstat -ltn | grep -q ":$TCP_PORT " && { listening=1; break; }
@@ -378,8 +382,8 @@ show_list() {
   fi
 }
 
-# Prints the IDs of the ports on tenant-b-net that have IP address ADDRESS. Fails when
-# Keystone or Neutron does.
+# Prints the IDs of the ports on tenant-b-net that have IP address ADDRESS. Fails when a
+# Keystone or Neutron request fails.
 tenant_b_ports_with() {
   local network
   LAB_TOKEN=$( . "$OPENRC" && keystone_token "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME")

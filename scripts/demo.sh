@@ -239,7 +239,7 @@ start_agent() {
   local deadline=$(( $(date +%s) + 30 ))
   until grep -q ' reconciled ' "$AGENT_LOG"; do
     pid_running "$AGENT_PID" || abort "the agent exited at start"
-    [ "$(date +%s)" -lt "$deadline" ] || abort "the agent did not log 'reconciled' within 30 s"
+    [ "$(date +%s)" -lt "$deadline" ] || abort "timed out after 30 s waiting for the agent's first 'reconciled' log line"
     sleep 0.1
   done
   pass "agent running (pid $AGENT_PID): $(grep -m1 ' reconciled ' "$AGENT_LOG" | sed -E 's/.* reconciled //')"
@@ -288,7 +288,7 @@ wait_attached() {
       fi
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      abort "$name got no ACTIVE port with its addresses on eth0 within ${ATTACH_TIMEOUT}s${missing:+ (missing:$missing)}"
+      abort "timed out after ${ATTACH_TIMEOUT}s waiting for an ACTIVE port of $name with its fixed IPs on eth0${missing:+ (missing:$missing)}"
     fi
     sleep 0.3
   done

@@ -251,14 +251,9 @@ start_agent() {
 run_container() {
   local name=$1 id
   shift
-  # dockerd 20.10.24 sets net.ipv6.conf.default.disable_ipv6=1 in a `--network none` container.
-  # The link that Clampify plugs copies it, and the kernel then rejects the port's IPv6
-  # address with EACCES, so the attach fails.
-  # NOTE: the sysctl can go once Clampify turns IPv6 on for the link it plugs.
   # --pull never: the lab builds the image locally, and the demo contacts no registry.
   RUN_AT[$name]=$(date +%s%3N)
-  id=$(docker run -d --pull never --name "$name" --network none \
-    --sysctl net.ipv6.conf.default.disable_ipv6=0 "$@" "$LAB_IMAGE" sleep 3650d) ||
+  id=$(docker run -d --pull never --name "$name" --network none "$@" "$LAB_IMAGE" sleep 3650d) ||
     abort "docker run $name failed"
   CONTAINER_ID[$name]=$id
   STARTED_NAMES+=("$name")

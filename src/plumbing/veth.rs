@@ -136,6 +136,17 @@ async fn configure_inside(
             source: io::Error::from(io::ErrorKind::NotFound),
         })?;
 
+    // dockerd 20.10.24 sets net.ipv6.conf.default.disable_ipv6=1 in a `--network none`
+    // container, a new link copies `default`, and the kernel then rejects IPv6 addresses with
+    // EACCES. The port has an IPv6 address, so IPv6 is turned on for this link only.
+    if iface
+        .addresses
+        .iter()
+        .any(|address| address.addr().is_ipv6())
+    {
+        let key = format!("net/ipv6/conf/{}/disable_ipv6", iface.name);
+        super::netns::write_sysctl(netns, &key, "0").await?;
+    }
     for address in &iface.addresses {
         add_address(inside, index, *address, &iface.name, &path).await?;
     }

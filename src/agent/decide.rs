@@ -9,7 +9,10 @@
 //!   kernel deletes a veth when its container's netns goes, but OVS keeps the row.
 //! - A port is kept while its `device_id` names an existing container, running or stopped,
 //!   so that a stopped container gets the same port, MAC and IPs when it starts again.
-//!   Only a port whose container no longer exists is deleted.
+//!   Only a port whose container no longer exists is deleted, and only when the port is
+//!   *owned*: created for this agent's dockerd. Another dockerd on the same host, with its
+//!   own agent, may run the container of any other port, so such a port and its OVS rows
+//!   are left alone.
 //! - A running container that wants a network gets a port on it: the plugged one if there is
 //!   one, else its existing port re-plugged, else a new port. Its ports on other networks
 //!   (for example from `clampify insert`) are re-plugged when unplugged.
@@ -48,6 +51,8 @@ pub struct PortState {
     pub network_id: String,
     /// Neutron's `status` (`ACTIVE`, `DOWN`, `BUILD`), for logs only.
     pub status: String,
+    /// Whether the port was created for this agent's dockerd.
+    pub owned: bool,
 }
 
 /// An OVS Interface row that Clampify created on the integration bridge.
@@ -67,8 +72,10 @@ pub struct OvsRow {
 
 /// Ports and OVS rows on this host.
 ///
-/// Gather both before listing containers. A container created in between then shows up in
-/// the container list, and its new port is not mistaken for the port of a removed container.
+/// Read the OVS rows first, then the ports, then list the containers. A port is created
+/// before its row, so every row read names a port in the list and is not taken for a row
+/// without a port. A container created in between shows up in the container list, and its
+/// new port is not mistaken for the port of a removed container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostState {
     pub ports: Vec<PortState>,
@@ -102,21 +109,16 @@ pub fn reconcile(
     host: &HostState,
 ) -> Vec<Action> {
     let exists = |id: &str| existing_containers.contains(id) || running.iter().any(|c| c.id == id);
-    let orphans: Vec<&PortState> = host
-        .ports
-        .iter()
-        .filter(|p| !exists(&p.device_id))
-        .collect();
-    let live_ports: HashSet<&str> = host
-        .ports
-        .iter()
-        .filter(|p| exists(&p.device_id))
-        .map(|p| p.id.as_str())
-        .collect();
-
+    let (live, missing): (Vec<&PortState>, Vec<&PortState>) =
+        host.ports.iter().partition(|p| exists(&p.device_id));
+    let live_ports: HashSet<&str> = live.iter().map(|p| p.id.as_str()).collect();
+    let (orphans, foreign): (Vec<&PortState>, Vec<&PortState>) =
+        missing.into_iter().partition(|p| p.owned);
+    let foreign_ports: HashSet<&str> = foreign.iter().map(|p| p.id.as_str()).collect();
     let mut plan: Vec<Action> = host
         .ovs_rows
         .iter()
+        .filter(|row| !is_row_of(row, &foreign_ports))
         .filter(|row| is_stale(row, &live_ports))
         .map(remove_row)
         .collect();
@@ -217,11 +219,11 @@ fn ports_of<'a>(container: &'a str, host: &'a HostState) -> impl Iterator<Item =
 
 /// Returns whether the row is stale: its link is gone, or its `iface-id` names no kept port.
 fn is_stale(row: &OvsRow, live_ports: &HashSet<&str>) -> bool {
-    let port_kept = row
-        .iface_id
-        .as_deref()
-        .is_some_and(|id| live_ports.contains(id));
-    !row.link_exists || !port_kept
+    !row.link_exists || !is_row_of(row, live_ports)
+}
+
+fn is_row_of(row: &OvsRow, ports: &HashSet<&str>) -> bool {
+    row.iface_id.as_deref().is_some_and(|id| ports.contains(id))
 }
 
 fn is_plugged(port: &PortState, host: &HostState) -> bool {
@@ -258,6 +260,15 @@ mod tests {
             device_id: device_id.into(),
             network_id: network_id.into(),
             status: "ACTIVE".into(),
+            owned: true,
+        }
+    }
+
+    /// A port created for another dockerd on the host, or one that records no dockerd.
+    fn foreign_port(id: &str, device_id: &str, network_id: &str) -> PortState {
+        PortState {
+            owned: false,
+            ..port(id, device_id, network_id)
         }
     }
 
@@ -425,6 +436,39 @@ mod tests {
                     ovs_rows: vec![],
                 },
                 expected: vec![replug(C1, "net1", "pa")],
+            },
+            Case {
+                name: "foreign port of missing container left alone",
+                running: vec![wants(C1, &["net1"])],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![port("p1", C1, "net1"), foreign_port("p8", GONE, "net1")],
+                    ovs_rows: vec![
+                        row("tapp1", Some("p1"), true),
+                        row("tapp8", Some("p8"), true),
+                    ],
+                },
+                expected: vec![],
+            },
+            Case {
+                name: "foreign port's stale row left alone",
+                running: vec![],
+                existing: ids(&[]),
+                host: HostState {
+                    ports: vec![foreign_port("p8", GONE, "net1")],
+                    ovs_rows: vec![row("tapp8", Some("p8"), false)],
+                },
+                expected: vec![],
+            },
+            Case {
+                name: "foreign port of own container re-plugged",
+                running: vec![wants(C1, &["net1"])],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![foreign_port("p1", C1, "net1")],
+                    ovs_rows: vec![row("tapp1", Some("p1"), false)],
+                },
+                expected: vec![remove("tapp1"), replug(C1, "net1", "p1")],
             },
             Case {
                 name: "running container missing from list keeps port",

@@ -7,7 +7,7 @@ use super::decide::{self, Action, HostState, OvsRow, PortState, RunningContainer
 use super::labels::{self, Decision};
 use super::worker::error_chain;
 use super::{Dispatcher, Shared};
-use crate::attach::{Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME};
+use crate::attach::{dockerd_data_root, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME};
 use crate::openstack::{Port, PortFilters};
 use crate::plumbing;
 
@@ -16,6 +16,8 @@ use crate::plumbing;
 struct Summary {
     running: usize,
     ports: usize,
+    /// Ports of missing containers that were created for another dockerd, left alone.
+    foreign_ports: usize,
     attaches: usize,
     ports_deleted: usize,
     rows_removed: usize,
@@ -50,6 +52,7 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     };
     summary.running = running.len();
     summary.ports = ports.len();
+    summary.foreign_ports = count_foreign(&host, &running, &existing);
     shared
         .metrics
         .ports_managed
@@ -60,6 +63,7 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     tracing::info!(
         running = summary.running,
         ports = summary.ports,
+        foreign_ports = summary.foreign_ports,
         attaches = summary.attaches,
         ports_deleted = summary.ports_deleted,
         ovs_rows_removed = summary.rows_removed,
@@ -69,11 +73,18 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     );
 }
 
-/// Reads this host's container ports from Neutron and Clampify's rows from OVS.
+/// Reads Clampify's rows from OVS and then this host's container ports from Neutron, in the
+/// order that [`HostState`] asks for.
 ///
 /// Ports plugged into named namespaces by `clampify create` belong to no container, so they
 /// are left out: reconcile must not take them for ports of removed containers.
 async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState), String> {
+    let rows = shared
+        .attacher
+        .plumbing()
+        .interfaces()
+        .await
+        .map_err(|err| error_chain(&err))?;
     let filter = PortFilters {
         device_owner: Some(DEVICE_OWNER.to_string()),
         host_id: Some(shared.attacher.host().to_string()),
@@ -89,12 +100,6 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
         .filter(|port| is_container_id(&port.device_id))
         .map(|port| (port.id.clone(), port))
         .collect();
-    let rows = shared
-        .attacher
-        .plumbing()
-        .interfaces()
-        .await
-        .map_err(|err| error_chain(&err))?;
 
     let mut ovs_rows = Vec::new();
     for row in rows
@@ -124,6 +129,7 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
             device_id: port.device_id.clone(),
             network_id: port.network_id.clone(),
             status: port.status.clone(),
+            owned: dockerd_data_root(port) == Some(shared.data_root.as_str()),
         })
         .collect();
     Ok((
@@ -133,6 +139,26 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
             ovs_rows,
         },
     ))
+}
+
+/// Counts the ports that reconcile leaves alone because their container is missing here
+/// and they were created for another dockerd (see [`decide::reconcile`]).
+fn count_foreign(
+    host: &HostState,
+    running: &[RunningContainer],
+    existing: &HashSet<String>,
+) -> usize {
+    let foreign = host.ports.iter().filter(|port| {
+        !port.owned
+            && !existing.contains(&port.device_id)
+            && !running.iter().any(|c| c.id == port.device_id)
+    });
+    let mut count = 0;
+    for port in foreign {
+        tracing::debug!(port = %port.id, container = %port.device_id, "port of a container missing from this dockerd was not created for it; left alone");
+        count += 1;
+    }
+    count
 }
 
 fn is_container_id(device_id: &str) -> bool {

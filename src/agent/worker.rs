@@ -134,6 +134,7 @@ async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError>
         id: container.id.clone(),
         name: container.name.clone(),
         netns: Netns::from_path(netns_path),
+        data_root: Some(shared.data_root.clone()),
     };
 
     let mut dns = Vec::new();

@@ -17,7 +17,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 pub use config::{interface_config, PortDataError};
-pub use container::{ContainerTarget, NetworkRequest};
+pub use container::{
+    container_port_description, dockerd_data_root, ContainerTarget, NetworkRequest,
+};
 pub use host::HostPlumbing;
 
 use crate::openstack::{
@@ -191,11 +193,13 @@ pub enum AttachError {
 /// Where the port of an attachment comes from.
 #[derive(Debug, Clone)]
 pub enum PortSource {
-    /// Create a port with these fixed IPs (empty: Neutron picks) and security groups
-    /// (names or IDs; empty: the project's default).
+    /// Create a port with these fixed IPs (empty: Neutron picks), security groups
+    /// (names or IDs; empty: the project's default) and description (`None`: one that
+    /// records whether the caller made the namespace).
     Create {
         ips: Vec<IpAddr>,
         security_groups: Vec<String>,
+        description: Option<String>,
     },
     /// Bind this existing unbound port to the host and take it over; it is kept on detach.
     Adopt { port: String },
@@ -397,7 +401,11 @@ impl<P: Plumbing> Attacher<P> {
             PortSource::Create {
                 ips,
                 security_groups,
-            } => self.create_port(request, info, ips, security_groups).await,
+                description,
+            } => {
+                self.create_port(request, info, ips, security_groups, description.as_deref())
+                    .await
+            }
             PortSource::Adopt { port } => self.adopt_port(request, port).await,
             PortSource::Replug(port) => Ok((**port).clone()),
         }
@@ -409,6 +417,7 @@ impl<P: Plumbing> Attacher<P> {
         info: &NetworkInfo,
         ips: &[IpAddr],
         security_groups: &[String],
+        description: Option<&str>,
     ) -> Result<Port, AttachError> {
         let create_error = |source| AttachError::CreatePort {
             network: request.network.clone(),
@@ -429,10 +438,10 @@ impl<P: Plumbing> Attacher<P> {
                 .map_err(create_error)?;
             group_ids.push(found.id);
         }
-        let description = if request.netns_created {
-            DESCRIPTION_NETNS_CREATED
-        } else {
-            DESCRIPTION_CREATED
+        let description = match description {
+            Some(description) => description,
+            None if request.netns_created => DESCRIPTION_NETNS_CREATED,
+            None => DESCRIPTION_CREATED,
         };
 
         let create = PortCreate {

@@ -5,8 +5,10 @@
 //!
 //! Rules:
 //! - A port is *plugged* when an OVS row on the bridge has `external_ids:iface-id` equal to
-//!   the port ID and the row's host link exists. A row without its link is stale: the
-//!   kernel deletes a veth when its container's netns goes, but OVS keeps the row.
+//!   the port ID, the row's host link exists, and the row records the container's current
+//!   netns. A row without its link is stale: the kernel deletes a veth when its container's
+//!   netns goes, but OVS keeps the row. A row of an earlier netns of a running container is
+//!   stale too: the kernel keeps an old netns, and its veth, while anything references it.
 //! - A port is kept while its `device_id` names an existing container, running or stopped,
 //!   so that a stopped container gets the same port, MAC and IPs when it starts again.
 //!   Only a port whose container no longer exists is deleted, and only when the port is
@@ -40,6 +42,9 @@ pub struct RunningContainer {
     /// Full container ID, as stored in the port's `device_id`.
     pub id: String,
     pub wanted: Wanted,
+    /// The container's current netns, in the form of [`OvsRow::netns`]; `None` matches
+    /// every row.
+    pub netns: Option<String>,
 }
 
 /// A Clampify port bound to this host, as Neutron lists it.
@@ -68,6 +73,8 @@ pub struct OvsRow {
     pub iface_id: Option<String>,
     /// Whether a link named `ifname` exists in the host netns.
     pub link_exists: bool,
+    /// `external_ids:clampify-netns`, the netns the port was plugged into.
+    pub netns: Option<String>,
 }
 
 /// Ports and OVS rows on this host.
@@ -115,11 +122,20 @@ pub fn reconcile(
     let (orphans, foreign): (Vec<&PortState>, Vec<&PortState>) =
         missing.into_iter().partition(|p| p.owned);
     let foreign_ports: HashSet<&str> = foreign.iter().map(|p| p.id.as_str()).collect();
+    let earlier_run = |row: &OvsRow| {
+        let port = host
+            .ports
+            .iter()
+            .find(|p| Some(p.id.as_str()) == row.iface_id.as_deref());
+        let container = port.and_then(|p| running.iter().find(|c| c.id == p.device_id));
+        container.is_some_and(|c| !is_current(row, c.netns.as_deref()))
+    };
+
     let mut plan: Vec<Action> = host
         .ovs_rows
         .iter()
         .filter(|row| !is_row_of(row, &foreign_ports))
-        .filter(|row| is_stale(row, &live_ports))
+        .filter(|row| is_stale(row, &live_ports) || earlier_run(row))
         .map(remove_row)
         .collect();
     plan.extend(orphans.iter().map(|port| Action::DeletePort {
@@ -128,7 +144,8 @@ pub fn reconcile(
     }));
     for container in running {
         if let Wanted::Networks(networks) = &container.wanted {
-            plan.extend(attaches(&container.id, networks, host));
+            let netns = container.netns.as_deref();
+            plan.extend(attaches(&container.id, netns, networks, host));
         }
     }
     plan
@@ -165,7 +182,7 @@ pub fn plan_event(
                 .filter(|row| !row.link_exists)
                 .map(remove_row)
                 .collect();
-            plan.extend(attaches(container, networks, host));
+            plan.extend(attaches(container, None, networks, host));
             plan
         }
         EventAction::Die => rows.map(remove_row).collect(),
@@ -183,7 +200,12 @@ pub fn plan_event(
 /// Plans the attaches of one running container. For a network with several ports of this
 /// container, one plugged port is enough. If none is plugged, the lowest port ID is
 /// re-plugged, so that every run picks the same one.
-fn attaches(container: &str, networks: &[String], host: &HostState) -> Vec<Action> {
+fn attaches(
+    container: &str,
+    netns: Option<&str>,
+    networks: &[String],
+    host: &HostState,
+) -> Vec<Action> {
     let mut plan = Vec::new();
     let mut wanted = BTreeSet::new();
     for network in networks {
@@ -194,7 +216,7 @@ fn attaches(container: &str, networks: &[String], host: &HostState) -> Vec<Actio
             .filter(|p| p.network_id == *network)
             .collect();
         on_network.sort_by(|a, b| a.id.cmp(&b.id));
-        if on_network.iter().any(|port| is_plugged(port, host)) {
+        if on_network.iter().any(|port| is_plugged(port, netns, host)) {
             continue;
         }
         plan.push(attach(
@@ -205,7 +227,7 @@ fn attaches(container: &str, networks: &[String], host: &HostState) -> Vec<Actio
     }
 
     let others = ports_of(container, host).filter(|p| !wanted.contains(p.network_id.as_str()));
-    for port in others.filter(|port| !is_plugged(port, host)) {
+    for port in others.filter(|port| !is_plugged(port, netns, host)) {
         plan.push(attach(container, &port.network_id, Some(port.id.clone())));
     }
     plan
@@ -226,10 +248,21 @@ fn is_row_of(row: &OvsRow, ports: &HashSet<&str>) -> bool {
     row.iface_id.as_deref().is_some_and(|id| ports.contains(id))
 }
 
-fn is_plugged(port: &PortState, host: &HostState) -> bool {
-    host.ovs_rows
-        .iter()
-        .any(|row| row.link_exists && row.iface_id.as_deref() == Some(port.id.as_str()))
+fn is_plugged(port: &PortState, netns: Option<&str>, host: &HostState) -> bool {
+    host.ovs_rows.iter().any(|row| {
+        row.link_exists
+            && row.iface_id.as_deref() == Some(port.id.as_str())
+            && is_current(row, netns)
+    })
+}
+
+/// Returns whether the row records `netns`, the container's current netns. Either side
+/// being unknown counts as a match.
+fn is_current(row: &OvsRow, netns: Option<&str>) -> bool {
+    match (row.netns.as_deref(), netns) {
+        (Some(recorded), Some(current)) => recorded == current,
+        _ => true,
+    }
 }
 
 fn remove_row(row: &OvsRow) -> Action {
@@ -277,6 +310,21 @@ mod tests {
             ifname: ifname.into(),
             iface_id: iface_id.map(Into::into),
             link_exists,
+            netns: None,
+        }
+    }
+
+    fn row_in(ifname: &str, iface_id: &str, netns: &str) -> OvsRow {
+        OvsRow {
+            netns: Some(netns.into()),
+            ..row(ifname, Some(iface_id), true)
+        }
+    }
+
+    fn wants_in(id: &str, networks: &[&str], netns: &str) -> RunningContainer {
+        RunningContainer {
+            netns: Some(netns.into()),
+            ..wants(id, networks)
         }
     }
 
@@ -285,6 +333,7 @@ mod tests {
         RunningContainer {
             id: id.into(),
             wanted: Wanted::Networks(networks),
+            netns: None,
         }
     }
 
@@ -292,6 +341,7 @@ mod tests {
         RunningContainer {
             id: id.into(),
             wanted: Wanted::Skip,
+            netns: None,
         }
     }
 
@@ -436,6 +486,26 @@ mod tests {
                     ovs_rows: vec![],
                 },
                 expected: vec![replug(C1, "net1", "pa")],
+            },
+            Case {
+                name: "row of current netns is plugged",
+                running: vec![wants_in(C1, &["net1"], "/proc/200/ns/net")],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![port("p1", C1, "net1")],
+                    ovs_rows: vec![row_in("tapp1", "p1", "/proc/200/ns/net")],
+                },
+                expected: vec![],
+            },
+            Case {
+                name: "lingering veth of earlier run replaced",
+                running: vec![wants_in(C1, &["net1"], "/proc/200/ns/net")],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![port("p1", C1, "net1")],
+                    ovs_rows: vec![row_in("tapp1", "p1", "/proc/100/ns/net")],
+                },
+                expected: vec![remove("tapp1"), replug(C1, "net1", "p1")],
             },
             Case {
                 name: "foreign port of missing container left alone",

@@ -7,9 +7,11 @@ use super::decide::{self, Action, HostState, OvsRow, PortState, RunningContainer
 use super::labels::{self, Decision};
 use super::worker::error_chain;
 use super::{Dispatcher, Shared};
-use crate::attach::{dockerd_data_root, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME};
+use crate::attach::{
+    dockerd_data_root, netns_label, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME, OVS_KEY_NETNS,
+};
 use crate::openstack::{Port, PortFilters};
-use crate::plumbing;
+use crate::plumbing::{self, Netns};
 
 /// Counts of what one pass did, for its summary line.
 #[derive(Debug, Default)]
@@ -117,6 +119,7 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
             .await
             .map_err(|err| error_chain(&err))?;
         ovs_rows.push(OvsRow {
+            netns: row.external_ids.get(OVS_KEY_NETNS).cloned(),
             ifname: row.name,
             iface_id,
             link_exists,
@@ -202,6 +205,9 @@ async fn running_containers(shared: &Shared) -> Result<Vec<RunningContainer>, St
         running.push(RunningContainer {
             id: container.id,
             wanted,
+            netns: container
+                .netns_path
+                .map(|path| netns_label(&Netns::from_path(path))),
         });
     }
     Ok(running)

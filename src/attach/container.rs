@@ -86,7 +86,7 @@ impl<P: Plumbing> Attacher<P> {
             Some(port) => {
                 let plugged = self
                     .plumbing
-                    .plugged_ifname(&host_ifname(&port.id))
+                    .plugged_ifname(&host_ifname(&port.id), &target.netns)
                     .await
                     .map_err(|source| AttachError::Plug {
                         port: port.id.clone(),

@@ -88,10 +88,16 @@ pub trait Plumbing: Send + Sync {
     ) -> impl std::future::Future<Output = Result<bool, PlumbingError>> + Send;
 
     /// Returns the namespace-side interface name when the host end of the veth pair exists
-    /// and sits on the bridge, or `None` when the port is not plugged here.
+    /// and sits on the bridge, and its OVS row records `netns`. Returns `None` when the port
+    /// is not plugged into `netns`.
+    ///
+    /// The recorded namespace matters because a restarted container has a new one, and the
+    /// kernel keeps the old namespace, and the veth in it, while anything references it:
+    /// on the lab's Linux 6.18 that lasted from seconds to minutes after some restarts.
     fn plugged_ifname(
         &self,
         host_ifname: &str,
+        netns: &Netns,
     ) -> impl std::future::Future<Output = Result<Option<String>, PlumbingError>> + Send;
 
     /// Removes the OVS port and the veth pair. Each part that is already gone is skipped.

@@ -1,11 +1,12 @@
 //! The reconcile pass: bring Neutron ports and OVS rows in line with the containers.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::decide::{self, Action, HostState, OvsRow, PortState, RunningContainer, Wanted};
 use super::labels::{self, Decision};
-use super::worker::error_chain;
+use super::worker::{error_chain, network_name, port_ips};
 use super::{Dispatcher, Shared};
 use crate::attach::{
     dockerd_data_root, netns_label, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME, OVS_KEY_NETNS,
@@ -92,11 +93,12 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
         host_id: Some(shared.attacher.host().to_string()),
         ..PortFilters::default()
     };
-    let ports: HashMap<String, Port> = shared
-        .attacher
-        .neutron()
-        .list_ports(&filter)
-        .await
+    let listed = shared.attacher.neutron().list_ports(&filter).await;
+    shared
+        .metrics
+        .neutron_up
+        .store(listed.is_ok(), Ordering::Relaxed);
+    let ports: HashMap<String, Port> = listed
         .map_err(|err| error_chain(&err))?
         .into_iter()
         .filter(|port| is_container_id(&port.device_id))
@@ -223,33 +225,10 @@ async fn execute(
     let mut queued = HashSet::new();
     for action in plan {
         match action {
-            Action::RemoveOvsRow { ifname } => {
-                match shared.attacher.plumbing().unplug(&ifname).await {
-                    Ok(_) => {
-                        summary.rows_removed += 1;
-                        shared.metrics.reconcile_action("remove_ovs_row");
-                        tracing::info!(host_ifname = %ifname, "removed stale OVS port");
-                    }
-                    Err(err) => {
-                        summary.failures += 1;
-                        tracing::warn!(host_ifname = %ifname, error = %error_chain(&err), "could not remove stale OVS port");
-                    }
-                }
-            }
+            Action::RemoveOvsRow { ifname } => remove_stale_row(shared, &ifname, summary).await,
             Action::DeletePort { port_id, device_id } => {
-                let Some(port) = ports.get(&port_id) else {
-                    continue;
-                };
-                match shared.attacher.detach(port).await {
-                    Ok(_) => {
-                        summary.ports_deleted += 1;
-                        shared.metrics.reconcile_action("delete_port");
-                        tracing::info!(port = %port_id, container = %device_id, "deleted port of removed container");
-                    }
-                    Err(err) => {
-                        summary.failures += 1;
-                        tracing::warn!(port = %port_id, container = %device_id, error = %error_chain(&err), "could not delete port of removed container");
-                    }
+                if let Some(port) = ports.get(&port_id) {
+                    delete_orphan(shared, port, &device_id, summary).await;
                 }
             }
             Action::Attach { container, .. } => {
@@ -260,6 +239,37 @@ async fn execute(
                     dispatcher.dispatch_attach(container, String::new());
                 }
             }
+        }
+    }
+}
+
+async fn remove_stale_row(shared: &Shared, ifname: &str, summary: &mut Summary) {
+    match shared.attacher.plumbing().unplug(ifname).await {
+        Ok(_) => {
+            summary.rows_removed += 1;
+            shared.metrics.reconcile_action("remove_ovs_row");
+            tracing::info!(host_ifname = %ifname, "removed stale OVS port");
+        }
+        Err(err) => {
+            summary.failures += 1;
+            tracing::warn!(host_ifname = %ifname, error = %error_chain(&err), "could not remove stale OVS port");
+        }
+    }
+}
+
+async fn delete_orphan(shared: &Shared, port: &Port, device_id: &str, summary: &mut Summary) {
+    let started = Instant::now();
+    match shared.attacher.detach(port).await {
+        Ok(_) => {
+            summary.ports_deleted += 1;
+            shared.metrics.reconcile_action("delete_port");
+            shared.metrics.ports_managed.dec();
+            let network = network_name(shared, &port.network_id).await;
+            tracing::info!(port = %port.id, container = %device_id, network = %network, ips = ?port_ips(port), elapsed_ms = started.elapsed().as_millis() as u64, "deleted port of removed container");
+        }
+        Err(err) => {
+            summary.failures += 1;
+            tracing::warn!(port = %port.id, container = %device_id, error = %error_chain(&err), "could not delete port of removed container");
         }
     }
 }

@@ -47,6 +47,28 @@ pub fn dockerd_data_root(port: &Port) -> Option<&str> {
         .filter(|root| !root.is_empty())
 }
 
+/// What [`Attacher::attach_container`] did with the container's port on the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortAction {
+    /// The port was plugged into the container's current namespace already.
+    Unchanged,
+    /// The container's existing port was plugged into its current namespace.
+    Replugged,
+    /// A new port was created and plugged.
+    Created,
+}
+
+impl PortAction {
+    /// The lowercase name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchanged => "unchanged",
+            Self::Replugged => "replugged",
+            Self::Created => "created",
+        }
+    }
+}
+
 /// One network a container asks for, with its options.
 #[derive(Debug, Clone)]
 pub struct NetworkRequest {
@@ -61,7 +83,8 @@ pub struct NetworkRequest {
 }
 
 impl<P: Plumbing> Attacher<P> {
-    /// Attaches the container to one network, reusing its Clampify port on that network.
+    /// Attaches the container to one network, reusing its Clampify port on that network,
+    /// and returns the attachment with what was done to the port.
     ///
     /// A port that is already plugged here is returned as it is, so repeating the call is
     /// harmless. A port left over from before a restart is plugged into the new namespace
@@ -70,7 +93,7 @@ impl<P: Plumbing> Attacher<P> {
         &self,
         target: &ContainerTarget,
         request: &NetworkRequest,
-    ) -> Result<Attachment, AttachError> {
+    ) -> Result<(Attachment, PortAction), AttachError> {
         let info = self.network(&request.network).await?;
         let existing = self
             .container_ports(&target.id)
@@ -95,7 +118,8 @@ impl<P: Plumbing> Attacher<P> {
                     })?;
                 if let Some(ifname) = plugged {
                     let status = port.status.clone();
-                    return Ok(attachment(&port, &info, ifname, &target.netns, status));
+                    let attachment = attachment(&port, &info, ifname, &target.netns, status);
+                    return Ok((attachment, PortAction::Unchanged));
                 }
                 // The OVS row of the previous namespace may remain after a restart.
                 self.unplug_quietly(&port.id).await;
@@ -117,7 +141,11 @@ impl<P: Plumbing> Attacher<P> {
             wait: request.wait,
             netns_created: false,
         };
-        self.attach(&attach).await
+        let action = match attach.source {
+            PortSource::Replug(_) => PortAction::Replugged,
+            _ => PortAction::Created,
+        };
+        Ok((self.attach(&attach).await?, action))
     }
 
     /// Lists the Clampify ports on this host whose `device_id` is `container_id`.

@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 
 pub use config::{interface_config, PortDataError};
 pub use container::{
-    container_port_description, dockerd_data_root, ContainerTarget, NetworkRequest,
+    container_port_description, dockerd_data_root, ContainerTarget, NetworkRequest, PortAction,
 };
 pub use host::HostPlumbing;
 

@@ -28,7 +28,7 @@ pub async fn insert(settings: &Settings, args: InsertArgs) -> anyhow::Result<()>
         security_groups: args.port_args.security_groups.clone(),
         wait: settings.wait(&args.port_args.wait),
     };
-    let attachment = attacher.attach_container(&target, &request).await?;
+    let (attachment, _) = attacher.attach_container(&target, &request).await?;
     write_dns(&container, &attachment.dns_nameservers)?;
     output::attachment(settings, &attachment)
 }

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ipnet::IpNet;
+
 use super::backoff::{Backoff, BackoffPolicy};
 use super::labels::{self, AttachSpec, Decision, ResolvedNetwork};
 use super::ratelimit::Verdict;
@@ -147,6 +149,12 @@ async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError>
     for network in &spec.networks {
         networks.push(allowed_network(shared, &container, &spec, network).await?);
     }
+    let subnets: Vec<IpNet> = networks
+        .iter()
+        .flat_map(|info| info.subnets.iter().map(|subnet| subnet.cidr))
+        .collect();
+    labels::check_ips_in_subnets(&spec.ips, &subnets)
+        .map_err(|err| WorkError::Rejected(format!("container {}: {err}", container.name)))?;
     let mut dns = Vec::new();
     for info in networks {
         let attachment = attach_network(shared, &container, &target, &spec, &info).await?;

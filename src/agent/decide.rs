@@ -297,7 +297,7 @@ mod tests {
         }
     }
 
-    /// A port created for another dockerd on the host, or one that records no dockerd.
+    /// Builds a port created for another dockerd on the host, or one that records no dockerd.
     fn foreign_port(id: &str, device_id: &str, network_id: &str) -> PortState {
         PortState {
             owned: false,

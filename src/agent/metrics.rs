@@ -36,7 +36,7 @@ pub struct Metrics {
     pub reconcile_actions: Family<ActionLabel, Counter>,
     /// Whether the Docker event stream is connected now.
     pub event_stream_up: AtomicBool,
-    /// Whether Neutron answered the port listing of the last reconcile pass.
+    /// Whether Neutron responded to the port listing of the last reconcile pass.
     /// NOTE: reconcile runs at start and after each reconnect to dockerd only, so this can
     /// be stale; failed attaches show in `attach_failures` sooner.
     pub neutron_up: AtomicBool,

@@ -49,7 +49,7 @@ pub struct AgentConfig {
     pub metrics_address: Option<SocketAddr>,
 }
 
-/// Why the agent could not start.
+/// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("listen on {address} for /metrics and /healthz")]

@@ -77,7 +77,7 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
 }
 
 /// Reads Clampify's rows from OVS and then this host's container ports from Neutron, in the
-/// order that [`HostState`] asks for.
+/// order that [`HostState`] requires.
 ///
 /// Ports plugged into named namespaces by `clampify create` belong to no container, so they
 /// are left out: reconcile must not take them for ports of removed containers.

@@ -47,7 +47,7 @@ pub fn dockerd_data_root(port: &Port) -> Option<&str> {
         .filter(|root| !root.is_empty())
 }
 
-/// What [`Attacher::attach_container`] did with the container's port on the network.
+/// Outcome of [`Attacher::attach_container`] for the container's port on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortAction {
     /// The port was plugged into the container's current namespace already.
@@ -59,7 +59,7 @@ pub enum PortAction {
 }
 
 impl PortAction {
-    /// The lowercase name used in logs.
+    /// Returns the lowercase name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unchanged => "unchanged",

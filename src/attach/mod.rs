@@ -91,9 +91,9 @@ pub trait Plumbing: Send + Sync {
     /// and sits on the bridge, and its OVS row records `netns`. Returns `None` when the port
     /// is not plugged into `netns`.
     ///
-    /// The recorded namespace matters because a restarted container has a new one, and the
-    /// kernel keeps the old namespace, and the veth in it, while anything references it:
-    /// on the lab's Linux 6.18 that lasted from seconds to minutes after some restarts.
+    /// The recorded namespace matters because a restarted container has a new one. The
+    /// kernel keeps the old namespace, and the veth in it, while anything references it.
+    /// On the lab's Linux 6.18 that lasted from seconds to minutes after some restarts.
     fn plugged_ifname(
         &self,
         host_ifname: &str,
@@ -199,9 +199,10 @@ pub enum AttachError {
 /// Where the port of an attachment comes from.
 #[derive(Debug, Clone)]
 pub enum PortSource {
-    /// Create a port with these fixed IPs (empty: Neutron picks), security groups
-    /// (names or IDs; empty: the project's default) and description (`None`: one that
-    /// records whether the caller made the namespace).
+    /// Create a port with these fixed IPs and security groups (names or IDs). Without IPs
+    /// Neutron picks them, and without groups the port gets the project's default group.
+    /// Without a description the port gets one that records whether the caller made the
+    /// namespace.
     Create {
         ips: Vec<IpAddr>,
         security_groups: Vec<String>,

@@ -70,9 +70,10 @@ impl Docker {
 
     /// Returns dockerd's data root (`DockerRootDir` of `GET /info`, set with `--data-root`).
     ///
-    /// Two dockerds on one host never share a data root, because dockerd locks it, so the
-    /// data root tells their containers apart. The `ID` of `GET /info` cannot: dockerd 20.10
-    /// derives it from /etc/docker/key.json, which every dockerd on the host reads.
+    /// Each dockerd on a host needs its own data root ("Run multiple daemons" in the dockerd
+    /// reference), so the data root distinguishes their containers. The `ID` of `GET /info`
+    /// does not: dockerd 20.10 derives it from /etc/docker/key.json, which every dockerd on
+    /// the host reads.
     pub async fn data_root(&self) -> Result<String, DockerError> {
         let info = self
             .client

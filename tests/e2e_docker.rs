@@ -19,8 +19,13 @@ const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(15);
 /// The lab's DNS server for demo-net, from the subnet's `dns_nameservers`.
 const LAB_DNS: &str = "198.51.100.53";
 
+/// Runs a `--network none` container that agents leave alone, so that only `insert` plugs
+/// it even while a `clampify watch` follows the machine's dockerd.
 fn none_container(prefix: &str) -> TestContainer {
-    TestContainer::run(prefix, &["--network", "none"])
+    TestContainer::run(
+        prefix,
+        &["--network", "none", "--label", "clampify.disable=true"],
+    )
 }
 
 /// Runs `clampify insert demo-net CONTAINER --json` and returns the attachment.
@@ -198,7 +203,10 @@ fn reinsert_wrong_ip_changes_nothing() {
 fn insert_rejects_bad_containers() {
     require_lab();
     let stopped = TestContainer::create("stopped-", &["--network", "none"]);
-    let host = TestContainer::run("host-", &["--network", "host"]);
+    let host = TestContainer::run(
+        "host-",
+        &["--network", "host", "--label", "clampify.disable=true"],
+    );
     let missing = unique("cfy-e2e-missing-");
 
     let cases = [
@@ -257,4 +265,32 @@ fn reinsert_rejects_bad_input() {
     assert_eq!(owner.ports().len(), 1);
     assert_eq!(owner.addresses(), owner_addresses);
     assert!(link_exists(&tap_of(&id)), "veth of {id} was removed");
+}
+
+#[test]
+fn insert_after_restart_replugs() {
+    require_lab();
+    let container = none_container("reins-");
+    let peer = none_container("reins-peer-");
+    let attachment = insert(&container);
+    insert(&peer);
+    let id = port_id(&attachment);
+    let ip = ipv4_of(&attachment);
+
+    // The old namespace and its veth outlive the restart while something references the
+    // namespace: the second insert must not take that veth for the current one.
+    let holder = NetnsHolder::new(&container);
+    container.restart();
+    assert!(link_exists(&tap_of(&id)), "the old veth of {id} is gone");
+    let again = insert(&container);
+    drop(holder);
+
+    assert_eq!(port_id(&again), id);
+    assert_eq!(container.ipv4().as_deref(), Some(ip.as_str()));
+    assert_eq!(container.ports().len(), 1);
+    assert!(
+        peer.ping(&ip, TRAFFIC_TIMEOUT),
+        "ping {ip} from {} after the second insert",
+        peer.name
+    );
 }

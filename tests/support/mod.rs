@@ -478,6 +478,29 @@ impl TestContainer {
         );
     }
 
+    /// Returns a field of `docker inspect`, given as a Go template.
+    pub fn docker_ok_inspect(&self, template: &str) -> String {
+        let output = self.docker("inspect", &["-f", template]);
+        assert!(
+            output.status.success(),
+            "docker inspect {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Runs `docker rm -f` and leaves the ports alone, for tests of what Clampify removes.
+    pub fn remove(&self) {
+        let output = self.docker("rm", &["-f"]);
+        assert!(
+            output.status.success(),
+            "docker rm -f {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Returns the global addresses of `eth0` as `ADDR/PREFIX`, read with `ip -o addr`.
     pub fn addresses(&self) -> Vec<String> {
         self.exec_stdout(&["ip", "-o", "addr", "show", "dev", "eth0"])
@@ -627,4 +650,30 @@ pub fn fixed_ips(port: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A process kept in a container's current network namespace, so that the kernel keeps the
+/// namespace and its veth after the container restarts, as it does for a while anyway
+/// when something still references it. Dropping it kills the process.
+pub struct NetnsHolder {
+    child: std::process::Child,
+}
+
+impl NetnsHolder {
+    pub fn new(container: &TestContainer) -> Self {
+        let pid = container.docker_ok_inspect("{{.State.Pid}}");
+        let child = Command::new("nsenter")
+            .args([&format!("--net=/proc/{pid}/ns/net"), "sleep", "300"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a process in the container's network namespace");
+        Self { child }
+    }
+}
+
+impl Drop for NetnsHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

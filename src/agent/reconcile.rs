@@ -35,21 +35,21 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     let (ports, host) = match host_state(shared).await {
         Ok(state) => state,
         Err(err) => {
-            tracing::error!(error = %err, "reconcile failed: could not read the ports and OVS rows of this host");
+            tracing::error!(host = %shared.attacher.host(), error = %err, "reconcile failed: could not read the ports and OVS rows of this host");
             return;
         }
     };
     let running = match running_containers(shared).await {
         Ok(running) => running,
         Err(err) => {
-            tracing::error!(error = %err, "reconcile failed: could not list containers");
+            tracing::error!(docker = %shared.docker.endpoint(), error = %err, "reconcile failed: could not list containers");
             return;
         }
     };
     let existing: HashSet<String> = match shared.docker.list_all_ids().await {
         Ok(ids) => ids.into_iter().collect(),
         Err(err) => {
-            tracing::error!(error = %error_chain(&err), "reconcile failed: could not list containers");
+            tracing::error!(docker = %shared.docker.endpoint(), error = %error_chain(&err), "reconcile failed: could not list containers");
             return;
         }
     };

@@ -74,7 +74,7 @@ pub(super) async fn handle(shared: &Shared, event: ContainerEvent) {
         match backoff.next_delay() {
             Some(delay) if err.is_retryable() => {
                 if let Verdict::Log { suppressed_before } = shared.limiter.check("retry") {
-                    tracing::warn!(container = %event.id, action, attempt, retry_in_ms = delay.as_millis() as u64, suppressed_before, error = %error_chain(&err), "container event failed; retrying");
+                    tracing::warn!(container = %event.id, name = %event.name, action, attempt, retry_in_ms = delay.as_millis() as u64, suppressed_before, error = %error_chain(&err), "container event failed; retrying");
                 }
                 tokio::time::sleep(delay).await;
                 attempt += 1;

@@ -29,13 +29,16 @@ pub struct Metrics {
     pub attaches: Counter,
     pub attach_failures: Counter,
     pub detaches: Counter,
-    /// Clampify ports bound to this host, as of the last reconcile or change.
+    /// Clampify container ports bound to this host: counted by each reconcile pass, then
+    /// changed by the ports the agent creates and deletes.
     pub ports_managed: Gauge,
     pub event_stream_reconnects: Counter,
     pub reconcile_actions: Family<ActionLabel, Counter>,
     /// Whether the Docker event stream is connected now.
     pub event_stream_up: AtomicBool,
-    /// Whether the last Neutron request succeeded.
+    /// Whether Neutron responded to the port listing of the last reconcile pass.
+    /// NOTE: reconcile runs at start and after each reconnect to dockerd only, so this can
+    /// be stale; failed attaches show in `attach_failures` sooner.
     pub neutron_up: AtomicBool,
 }
 

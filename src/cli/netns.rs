@@ -33,6 +33,7 @@ pub async fn create(settings: &Settings, args: CreateArgs) -> anyhow::Result<()>
         None => PortSource::Create {
             ips: args.port_args.ips.clone(),
             security_groups: args.port_args.security_groups.clone(),
+            description: None,
         },
     };
 

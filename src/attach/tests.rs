@@ -113,7 +113,11 @@ impl Plumbing for RecordingPlumbing {
         Ok(true)
     }
 
-    async fn plugged_ifname(&self, _host_ifname: &str) -> Result<Option<String>, PlumbingError> {
+    async fn plugged_ifname(
+        &self,
+        _host_ifname: &str,
+        _netns: &Netns,
+    ) -> Result<Option<String>, PlumbingError> {
         self.record(Call::PluggedIfname);
         Ok(None)
     }
@@ -208,6 +212,7 @@ fn request(wait: Option<Duration>) -> AttachRequest {
         source: PortSource::Create {
             ips: Vec::new(),
             security_groups: Vec::new(),
+            description: None,
         },
         wait,
         netns_created: false,

@@ -96,6 +96,7 @@ pub async fn run(
             source,
         })?;
     let metrics = Arc::new(Metrics::new());
+    metrics.count_requests_of(attacher.neutron().session().clone());
     let metrics_server = match config.metrics_address {
         Some(address) => {
             // Binding here makes a taken address fail the start instead of logging later.

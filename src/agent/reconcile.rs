@@ -98,8 +98,10 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
         .metrics
         .neutron_up
         .store(listed.is_ok(), Ordering::Relaxed);
+    let listed = listed.map_err(|err| error_chain(&err))?;
+    // Later starts read the container's ports from this listing instead of asking Neutron.
+    shared.attacher.port_cache().seed(&listed);
     let ports: HashMap<String, Port> = listed
-        .map_err(|err| error_chain(&err))?
         .into_iter()
         .filter(|port| is_container_id(&port.device_id))
         .map(|port| (port.id.clone(), port))

@@ -70,6 +70,9 @@ pub(super) async fn handle(shared: &Shared, event: ContainerEvent) {
             Ok(()) => return,
             Err(err) => err,
         };
+        // The cached ports may be what went wrong (a port deleted behind the agent's back):
+        // the next attempt lists them from Neutron.
+        shared.attacher.port_cache().forget(&event.id);
         let action = event.action.as_str();
         match backoff.next_delay() {
             Some(delay) if err.is_retryable() => {

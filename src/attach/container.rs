@@ -148,18 +148,24 @@ impl<P: Plumbing> Attacher<P> {
         Ok((self.attach(&attach).await?, action))
     }
 
-    /// Lists the Clampify ports on this host whose `device_id` is `container_id`.
+    /// Lists the Clampify ports on this host whose `device_id` is `container_id`, from the
+    /// port cache when it knows them (the agent seeds it), else from Neutron.
     pub async fn container_ports(
         &self,
         container_id: &str,
     ) -> Result<Vec<Port>, crate::openstack::NeutronError> {
+        if let Some(ports) = self.ports.get(container_id) {
+            return Ok(ports);
+        }
         let filter = PortFilters {
             device_owner: Some(DEVICE_OWNER.to_string()),
             host_id: Some(self.host.clone()),
             device_id: Some(container_id.to_string()),
             ..PortFilters::default()
         };
-        self.neutron.list_ports(&filter).await
+        let ports = self.neutron.list_ports(&filter).await?;
+        self.ports.put(container_id, ports.clone());
+        Ok(ports)
     }
 }
 

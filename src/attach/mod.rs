@@ -7,6 +7,7 @@
 mod config;
 mod container;
 mod host;
+mod port_cache;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,7 @@ pub use container::{
     container_port_description, dockerd_data_root, ContainerTarget, NetworkRequest, PortAction,
 };
 pub use host::HostPlumbing;
+pub use port_cache::PortCache;
 
 use crate::openstack::{
     FixedIpRequest, Network, Neutron, NeutronError, Port, PortBinding, PortCreate, Subnet,
@@ -283,6 +285,7 @@ pub struct Attacher<P> {
     bridge: String,
     timeouts: Timeouts,
     networks: Mutex<HashMap<String, Arc<NetworkInfo>>>,
+    ports: PortCache,
 }
 
 impl<P: Plumbing> Attacher<P> {
@@ -294,7 +297,13 @@ impl<P: Plumbing> Attacher<P> {
             bridge,
             timeouts: Timeouts::default(),
             networks: Mutex::new(HashMap::new()),
+            ports: PortCache::default(),
         }
+    }
+
+    /// The ports the attacher knows per container; the agent seeds it at each reconcile.
+    pub fn port_cache(&self) -> &PortCache {
+        &self.ports
     }
 
     pub fn neutron(&self) -> &Neutron {
@@ -375,6 +384,7 @@ impl<P: Plumbing> Attacher<P> {
             }
         };
 
+        self.ports.insert(&port);
         let attachment = attachment(&port, &info, ifname, &request.netns, status);
         tracing::debug!(
             netns = %request.netns,
@@ -613,6 +623,7 @@ impl<P: Plumbing> Attacher<P> {
         } else {
             self.unbind_port(&port.id).await.map_err(delete_error)?;
         }
+        self.ports.remove(port);
         Ok(unplugged)
     }
 }

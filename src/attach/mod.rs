@@ -8,6 +8,7 @@ mod config;
 mod container;
 mod host;
 mod port_cache;
+mod status;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ pub use container::{
 };
 pub use host::HostPlumbing;
 pub use port_cache::PortCache;
+pub use status::StatusPoller;
 
 use crate::openstack::{
     FixedIpRequest, Network, Neutron, NeutronError, Port, PortBinding, PortCreate, Subnet,
@@ -286,18 +288,20 @@ pub struct Attacher<P> {
     timeouts: Timeouts,
     networks: Mutex<HashMap<String, Arc<NetworkInfo>>>,
     ports: PortCache,
+    statuses: StatusPoller,
 }
 
 impl<P: Plumbing> Attacher<P> {
     pub fn new(neutron: Neutron, plumbing: P, host: String, bridge: String) -> Self {
         Self {
-            neutron,
             plumbing,
             host,
             bridge,
             timeouts: Timeouts::default(),
             networks: Mutex::new(HashMap::new()),
             ports: PortCache::default(),
+            statuses: StatusPoller::new(neutron.clone(), Timeouts::default().poll_interval),
+            neutron,
         }
     }
 
@@ -558,13 +562,15 @@ impl<P: Plumbing> Attacher<P> {
 
         // The OVN controller marks the OVS row when the flows are in, a moment before
         // Neutron learns it: watching the local row first saves polling Neutron.
+        let started = Instant::now();
         let local_wait = timeout.min(self.timeouts.flows_installed);
         let _ = self
             .plumbing
             .wait_flows_installed(&host_ifname(&port.id), local_wait)
             .await;
-        self.neutron
-            .wait_active(&port.id, timeout, self.timeouts.poll_interval)
+        let left = timeout.saturating_sub(started.elapsed());
+        self.statuses
+            .wait_active(&port.id, left)
             .await
             .map_err(wait_error)?;
         Ok("ACTIVE".to_string())

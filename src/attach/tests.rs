@@ -182,6 +182,19 @@ async fn mount_create(server: &MockServer, reply: Value) {
         .await;
 }
 
+/// Mounts the batched status poll, `GET /v2.0/ports?id=…`, reporting `status`.
+async fn mount_statuses(server: &MockServer, status: &str) {
+    Mock::given(method("GET"))
+        .and(path("/v2.0/ports"))
+        .and(query_param("id", PORT_ID))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ports": [{"id": PORT_ID, "status": status}]})),
+        )
+        .mount(server)
+        .await;
+}
+
 async fn mount_delete(server: &MockServer, times: u64) {
     Mock::given(method("DELETE"))
         .and(path(format!("/v2.0/ports/{PORT_ID}")))
@@ -223,11 +236,7 @@ fn request(wait: Option<Duration>) -> AttachRequest {
 async fn attach_plugs_port_as_neutron_made_it() {
     let server = neutron_server().await;
     mount_create(&server, port_with("ovs", "DOWN")).await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2.0/ports/{PORT_ID}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(port_with("ovs", "ACTIVE")))
-        .mount(&server)
-        .await;
+    mount_statuses(&server, "ACTIVE").await;
     mount_delete(&server, 0).await;
     let attacher = attacher(&server, RecordingPlumbing::default());
 
@@ -326,11 +335,7 @@ async fn unknown_vif_type_is_rejected() {
 async fn port_never_active_is_rolled_back() {
     let server = neutron_server().await;
     mount_create(&server, port_with("ovs", "DOWN")).await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2.0/ports/{PORT_ID}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(port_with("ovs", "DOWN")))
-        .mount(&server)
-        .await;
+    mount_statuses(&server, "DOWN").await;
     mount_delete(&server, 1).await;
     let attacher = attacher(&server, RecordingPlumbing::default());
 

@@ -26,6 +26,10 @@ for ns in $(ip netns list | awk '{print $1}'); do
   case $ns in cfy-*|clampify-test-*) report "network namespace $ns";; esac
 done
 
+for dir in /etc/netns/cfy-* /etc/netns/clampify-test-*; do
+  [ -e "$dir" ] && report "namespace files $dir"
+done
+
 containers=$(docker ps -aq --filter name=cfy- 2>/dev/null || true)
 [ -z "$containers" ] || report "containers: $containers"
 

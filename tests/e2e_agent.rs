@@ -557,12 +557,16 @@ const PRIVATE_SOCKET: &str = "/run/cfy-e2e-docker.sock";
 const PRIVATE_DATA_ROOT: &str = "/var/lib/cfy-e2e-docker";
 const PRIVATE_EXEC_ROOT: &str = "/run/cfy-e2e-docker";
 const PRIVATE_PIDFILE: &str = "/run/cfy-e2e-docker.pid";
+/// Network namespace the private dockerd runs in.
+const PRIVATE_NETNS: &str = "cfy-e2e-dockerd";
 /// Time allowed for dockerd to start or stop.
 const DOCKERD_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A dockerd that the test starts in this network namespace, so that it can restart it
-/// without touching the machine's dockerd. Dropping it stops dockerd and removes its
-/// directories.
+/// A dockerd that the test starts, so that it can restart it without touching the machine's
+/// dockerd. Dropping it stops dockerd and removes its directories and namespace.
+///
+/// It runs in a network namespace of its own: dockerd 20.10 started with `--bridge=none`
+/// deletes `docker0` in its namespace, which would break the machine dockerd's bridge.
 ///
 /// It shares the host with the machine's dockerd: both read /etc/docker/key.json, so both
 /// report the same engine ID, and only the data root tells their containers apart.
@@ -574,6 +578,9 @@ struct PrivateDockerd {
 impl PrivateDockerd {
     fn start() -> Self {
         stop_leftover_dockerd();
+        if !netns_exists(PRIVATE_NETNS) {
+            run_ok("ip", &["netns", "add", PRIVATE_NETNS]);
+        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("daemon.json"), "{}").unwrap();
         let mut dockerd = Self { child: None, dir };
@@ -592,8 +599,10 @@ impl PrivateDockerd {
             .append(true)
             .open(self.dir.path().join("dockerd.log"))
             .unwrap();
-        let child = Command::new("setsid")
+        let child = Command::new("nsenter")
             .args([
+                &format!("--net=/run/netns/{PRIVATE_NETNS}"),
+                "setsid",
                 "dockerd",
                 "--data-root",
                 PRIVATE_DATA_ROOT,
@@ -674,9 +683,19 @@ impl Drop for PrivateDockerd {
                 let _ = child.wait();
             }
         }
+        // dockerd leaves a bind mount of its namespace under its exec root.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for line in mounts.lines() {
+            if let Some(point) = line.split_whitespace().nth(4) {
+                if point.starts_with(PRIVATE_EXEC_ROOT) || point.starts_with(PRIVATE_DATA_ROOT) {
+                    let _ = run("umount", &["-l", point]);
+                }
+            }
+        }
         for path in [PRIVATE_DATA_ROOT, PRIVATE_EXEC_ROOT] {
             let _ = std::fs::remove_dir_all(path);
         }
+        let _ = run("ip", &["netns", "del", PRIVATE_NETNS]);
         let _ = std::fs::remove_file(PRIVATE_PIDFILE);
         let _ = std::fs::remove_file(PRIVATE_SOCKET);
     }

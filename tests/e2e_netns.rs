@@ -33,6 +33,7 @@ impl Drop for NetnsGuard {
         if netns_exists(&self.name) {
             let _ = run("ip", &["netns", "del", &self.name]);
         }
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
     }
 }
 

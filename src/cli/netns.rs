@@ -15,6 +15,9 @@ use super::args::{CreateArgs, DeleteArgs};
 use super::output::{self, ListEntry};
 use super::Settings;
 
+/// Folder of per-namespace files that `ip netns exec` bind-mounts over /etc.
+const NETNS_ETC: &str = "/etc/netns";
+
 /// Prefix of the `device_id` of a port plugged into a named namespace.
 const NETNS_DEVICE_PREFIX: &str = "netns:";
 
@@ -59,7 +62,7 @@ pub async fn create(settings: &Settings, args: CreateArgs) -> anyhow::Result<()>
     };
 
     if !attachment.dns_nameservers.is_empty() {
-        let path = format!("/etc/netns/{}/resolv.conf", args.netns);
+        let path = format!("{NETNS_ETC}/{}/resolv.conf", args.netns);
         plumbing::write_resolv_conf(path.as_ref(), &attachment.dns_nameservers)
             .with_context(|| format!("write DNS servers to {path}"))?;
     }
@@ -79,7 +82,7 @@ fn check_adoptable(port: &Port, settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<()> {
-    Netns::named(&args.netns)?;
+    check_port_id(&args.port)?;
     let attacher = settings.attacher().await?;
     let tap = host_ifname(&args.port);
     let row = attacher.plumbing().find_interface(&tap).await?;
@@ -95,35 +98,56 @@ pub async fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<()>
     let Some(port) = port else {
         // The port is gone; still clear what this host may have kept of it.
         let unplugged = attacher.plumbing().unplug(&tap).await?;
-        if row_says_created {
-            remove_netns(&args.netns);
+        if row_says_created && Netns::named(&args.netns).is_ok() {
+            remove_netns_if_unused(&attacher, &args.netns, &args.port).await;
         }
-        return output::message(
-            settings,
-            &format!(
-                "port {} is already gone{}",
-                args.port,
-                if unplugged.ovs_port || unplugged.link {
-                    "; removed its leftover OVS port and veth"
-                } else {
-                    ""
-                }
-            ),
-            &args.port,
-        );
+        let leftovers = if unplugged.ovs_port || unplugged.link {
+            "; removed its leftover OVS port and veth"
+        } else {
+            ""
+        };
+        let text = format!("port {} is already gone{leftovers}", args.port);
+        return output::message(settings, &text, &args.port);
     };
 
-    check_deletable(&port, settings, &args.netns)?;
-    let netns_created = row_says_created || netns_created_with(&port);
+    let target = check_deletable(&port, settings, &args.netns).await?;
     attacher.detach(&port).await?;
-    if netns_created {
-        remove_netns(&args.netns);
+    let mut text = format!("deleted port {}", port.id);
+    if target == Target::Netns && (row_says_created || netns_created_with(&port)) {
+        if remove_netns_if_unused(&attacher, &args.netns, &port.id).await {
+            text.push_str(&format!(" and network namespace {}", args.netns));
+        } else {
+            text.push_str(&format!(
+                "; network namespace {} still holds other Clampify ports and is kept",
+                args.netns
+            ));
+        }
     }
-    output::message(settings, &format!("deleted port {}", port.id), &port.id)
+    output::message(settings, &text, &port.id)
+}
+
+/// Rejects a port ID that is not a full UUID, so that a shortened ID is not taken for a
+/// port that is already gone.
+fn check_port_id(port: &str) -> anyhow::Result<()> {
+    let groups: Vec<&str> = port.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|group| group.len()).collect();
+    let hex = port.chars().all(|c| c == '-' || c.is_ascii_hexdigit());
+    if lengths != [8, 4, 4, 4, 12] || !hex {
+        bail!("invalid port ID {port:?}: expected a full UUID such as 4312b826-10e5-4b00-9729-cbcf4a52a225; `clampify list` shows the IDs");
+    }
+    Ok(())
+}
+
+/// What a port to delete is plugged into.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Netns,
+    Container,
 }
 
 /// Refuses to touch a port that Clampify did not bind here, or that is plugged elsewhere.
-fn check_deletable(port: &Port, settings: &Settings, netns: &str) -> anyhow::Result<()> {
+/// `target` is the namespace name, or the container (name or ID) for a container's port.
+async fn check_deletable(port: &Port, settings: &Settings, target: &str) -> anyhow::Result<Target> {
     if port.device_owner != DEVICE_OWNER {
         bail!(
             "port {} is not a Clampify port (device_owner {:?}); nothing was changed",
@@ -135,20 +159,59 @@ fn check_deletable(port: &Port, settings: &Settings, netns: &str) -> anyhow::Res
     if bound_to != settings.host {
         bail!("port {} is bound to host {bound_to:?}, not to this host {}; run delete on that host; nothing was changed", port.id, settings.host);
     }
-    let expected = format!("{NETNS_DEVICE_PREFIX}{netns}");
-    if port.device_id != expected {
-        bail!(
-            "port {} is plugged into {:?}, not into network namespace {netns}; nothing was changed",
-            port.id,
-            port.device_id
-        );
+    if let Some(netns) = port.device_id.strip_prefix(NETNS_DEVICE_PREFIX) {
+        if netns != target {
+            bail!("port {} is plugged into network namespace {netns}, not {target}; nothing was changed", port.id);
+        }
+        return Ok(Target::Netns);
     }
-    Ok(())
+    // A container's port: the target names the container, which may already be removed.
+    if port.device_id == target || port.device_id.starts_with(target) && target.len() >= 12 {
+        return Ok(Target::Container);
+    }
+    let docker = clampify::docker::Docker::connect(settings.docker_host.as_deref()).await?;
+    match docker.inspect(target).await {
+        Ok(container) if container.id == port.device_id => Ok(Target::Container),
+        Ok(container) => bail!("port {} belongs to container {}, not to container {} ({}); nothing was changed", port.id, port.device_id, container.name, container.id),
+        Err(_) => bail!("port {} belongs to container {}, not to {target}; pass that container's name or ID; nothing was changed", port.id, port.device_id),
+    }
 }
 
+/// Removes a namespace that `create` made once no other Clampify port of this host is
+/// plugged into it, and its `/etc/netns/NAME` folder. Returns whether it was removed.
+async fn remove_netns_if_unused(
+    attacher: &clampify::attach::Attacher<clampify::attach::HostPlumbing>,
+    name: &str,
+    deleted_port: &str,
+) -> bool {
+    let filter = PortFilters {
+        device_owner: Some(DEVICE_OWNER.to_string()),
+        host_id: Some(attacher.host().to_string()),
+        device_id: Some(format!("{NETNS_DEVICE_PREFIX}{name}")),
+        ..PortFilters::default()
+    };
+    match attacher.neutron().list_ports(&filter).await {
+        Ok(ports) if ports.iter().any(|port| port.id != deleted_port) => return false,
+        Ok(_) => {}
+        Err(err) => {
+            tracing::warn!(netns = name, error = %err, "could not check the namespace for other ports; keeping it");
+            return false;
+        }
+    }
+    remove_netns(name);
+    true
+}
+
+/// Removes a namespace and the resolv.conf folder that `create` wrote for it.
 fn remove_netns(name: &str) {
     if let Err(err) = plumbing::delete_named(name) {
         tracing::warn!(netns = name, error = %err, "could not remove network namespace");
+    }
+    let folder = std::path::Path::new(NETNS_ETC).join(name);
+    if let Err(err) = std::fs::remove_dir_all(&folder) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(netns = name, error = %err, "could not remove {}", folder.display());
+        }
     }
 }
 

@@ -33,3 +33,9 @@ cluster-down:
 # Ping between ports plugged by hand on every simulated host; deletes what it creates.
 cluster-check:
 	lab/cluster-check.sh
+
+.PHONY: bench
+# Benchmark Clampify and kuryr-libnetwork on the lab (root); writes target/bench/results.json
+# and docs/benchmarks.md. BENCH_QUICK=1 for a run of a few minutes; see bench/run.sh.
+bench:
+	bench/run.sh

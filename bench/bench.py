@@ -1,0 +1,385 @@
+#!/usr/bin/python3
+"""Run the Clampify benchmark on the lab and write target/bench/results.json.
+
+Usage: bench/bench.py [run|cleanup]. bench/run.sh (`make bench`) brings the lab up, builds
+the binaries and calls `bench.py run`, then bench/report.py. Settings come from the
+environment; see Config. Runs as root, because it creates network namespaces and OVS
+bridges.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from clampify_bench import attach, ceiling, cleanup, docker_bridge, host, local_attach, machine
+from clampify_bench import products
+from clampify_bench.openstack import ApiError, Cloud
+from clampify_bench.stats import percentile
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALL_PARTS = ("docker", "shell", "plumbing", "agent", "kuryr", "ceiling")
+
+
+class Config:
+    """Benchmark settings from environment variables, with BENCH_QUICK=1 for a short run."""
+
+    def __init__(self, environ):
+        quick = environ.get("BENCH_QUICK", "0") not in ("", "0")
+        self.quick = quick
+        self.parts = environ.get("BENCH_PARTS", " ".join(ALL_PARTS)).split()
+        unknown = set(self.parts) - set(ALL_PARTS)
+        if unknown:
+            raise SystemExit(f"bench: unknown BENCH_PARTS entries {sorted(unknown)}; "
+                             f"known: {' '.join(ALL_PARTS)}")
+        self.out = os.path.abspath(environ.get("BENCH_OUT", os.path.join(REPO_ROOT, "target/bench")))
+        self.lab_dir = environ.get("LAB_DIR", "/var/lib/clampify-lab")
+        self.clampify_bin = os.path.abspath(environ.get(
+            "CLAMPIFY_BIN", os.path.join(REPO_ROOT, "target/release/clampify")))
+        self.plumbing_bench_bin = os.path.abspath(environ.get(
+            "PLUMBING_BENCH_BIN", os.path.join(REPO_ROOT, "target/release/examples/plumbing_bench")))
+        self.network = environ.get("BENCH_NETWORK", "demo-net")
+        self.image = environ.get("BENCH_IMAGE", "clampify-busybox:latest")
+        self.docker_pairs = int(environ.get("BENCH_DOCKER_N", 30 if quick else 100))
+        self.local_cycles = int(environ.get("BENCH_LOCAL_N", 50 if quick else 200))
+        self.local_rounds = int(environ.get("BENCH_LOCAL_ROUNDS", 5 if quick else 10))
+        self.attach_pairs = int(environ.get("BENCH_ATTACH_N", 20 if quick else 40))
+        self.burst_n = int(environ.get("BENCH_BURST_N", 20 if quick else 50))
+        self.burst_rounds = int(environ.get("BENCH_BURST_ROUNDS", 1 if quick else 3))
+        self.concurrency = int(environ.get("BENCH_CONCURRENCY", self.burst_n))
+        self.private_dockerd = environ.get("BENCH_PRIVATE_DOCKERD", "0") not in ("", "0")
+        self.allow_other_agents = environ.get("BENCH_ALLOW_OTHER_AGENTS", "0") not in ("", "0")
+        self.command = environ.get("BENCH_COMMAND", "bench/bench.py run")
+
+    def as_dict(self):
+        return dict(vars(self))
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def other_agents(own_pids):
+    """Return (pid, command line) of `clampify ... watch` processes that this run did not start."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in own_pids:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == "clampify" and "watch" in argv:
+            found.append((int(entry), " ".join(argv).strip()))
+    return found
+
+
+class Bench:
+    """One benchmark run: the parts in Config.parts, and the cleanup of what they started."""
+
+    def __init__(self, config):
+        self.config = config
+        self.results = {}
+        self.details = {"config": config.as_dict()}
+        self.docker_env = dict(os.environ)
+        self.docker = host.DockerApi(self.docker_env.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+        self.cloud = None
+        self.agent = None
+        self.kuryr_network = None
+        self.kuryr_started = False
+
+    # ------------------------------------------------------------ driver
+
+    def run(self):
+        config = self.config
+        os.makedirs(config.out, exist_ok=True)
+        self.details["machine"] = machine.collect(REPO_ROOT)
+        log(f"parts: {' '.join(config.parts)}; quick: {config.quick}; output: {config.out}")
+        needs_cloud = {"agent", "kuryr", "ceiling"} & set(config.parts)
+        if needs_cloud:
+            self.cloud = Cloud(os.path.join(config.lab_dir, "agent-openrc"))
+            self.cloud.authenticate()
+        cleanup.remove_leftovers(self.docker_env, self.cloud, log)
+        started = time.monotonic()
+        try:
+            if "docker" in config.parts:
+                self.part_docker()
+            if {"shell", "plumbing"} & set(config.parts):
+                self.part_local()
+            if needs_cloud:
+                self.part_openstack()
+        finally:
+            self.teardown()
+            self.details["wall_s"] = round(time.monotonic() - started)
+            self.details["machine"]["load_average_end"] = round(machine.load_average(), 2)
+            self.write()
+
+    def write(self):
+        results = {key: self.results[key] for key in sorted(self.results)}
+        with open(os.path.join(self.config.out, "results.json"), "w", encoding="utf-8") as out:
+            json.dump(results, out, indent=2)
+            out.write("\n")
+        with open(os.path.join(self.config.out, "samples.json"), "w", encoding="utf-8") as out:
+            json.dump(self.details, out, indent=1, default=str)
+        log(f"wrote {self.config.out}/results.json ({len(results)} keys) and samples.json")
+
+    def teardown(self):
+        if self.agent is not None:
+            log(f"agent: stopping pid {self.agent.pid}: {self.agent.stop()}")
+        if self.kuryr_network:
+            try:
+                products.remove_docker_network(self.kuryr_network, self.docker_env)
+                log(f"kuryr: removed network {self.kuryr_network} and its Neutron network")
+            except host.CommandError as err:
+                log(f"kuryr: {err}")
+        try:
+            cleanup.remove_leftovers(self.docker_env, self.cloud, log)
+        except (host.CommandError, OSError) as err:
+            log(f"cleanup failed: {err}")
+        if self.kuryr_started:
+            # kuryr-down.sh removes the kuryr network too, if the cleanup above could not.
+            subprocess.run([os.path.join(REPO_ROOT, "lab/kuryr-down.sh")], check=False)
+
+    # ------------------------------------------------------------ parts
+
+    def part_docker(self):
+        config, env = self.config, self.docker_env
+        private_dir = os.path.join(config.out, "dockerd")
+        use_private = config.private_dockerd or not docker_bridge.bridge_usable(env)
+        if use_private:
+            log("docker: the machine's dockerd has no bridge network (or BENCH_PRIVATE_DOCKERD=1); "
+                "using a private dockerd")
+            sock = host.run([os.path.join(REPO_ROOT, "bench/private-dockerd.sh"), "start",
+                             private_dir]).strip().splitlines()[-1]
+            env = dict(env, DOCKER_HOST=sock)
+        try:
+            log(f"docker: {config.docker_pairs} interleaved pairs of docker run -d on none and bridge")
+            data = docker_bridge.measure(config.docker_pairs, config.image, env, log)
+        finally:
+            if use_private:
+                host.run([os.path.join(REPO_ROOT, "bench/private-dockerd.sh"), "stop", private_dir],
+                         check=False)
+        data["dockerd"] = "private (bench/private-dockerd.sh)" if use_private else "the machine's"
+        self.results.update(data.pop("results"))
+        self.details["docker"] = data
+
+    def part_local(self):
+        config = self.config
+        example = config.plumbing_bench_bin if "plumbing" in config.parts else None
+        if example and not os.access(example, os.X_OK):
+            raise SystemExit(f"bench: {example} is missing; build it with "
+                             "'cargo build --release --example plumbing_bench'")
+        if "shell" not in config.parts:
+            log("local: the shell attach always runs beside plumbing_bench, for interleaving")
+        log(f"local: {config.local_cycles} cycles in {config.local_rounds} rounds"
+            + (f", alternating with {example}" if example else ", shell only"))
+        data = local_attach.measure(config.local_cycles, config.local_rounds, example, log)
+        self.results.update(data.pop("results"))
+        self.details["local"] = data
+
+    def part_openstack(self):
+        config = self.config
+        network_id = self.cloud.network_id(config.network)
+        targets = []
+        if "kuryr" in config.parts:
+            self.start_kuryr()
+            targets.append(products.KuryrTarget(self.kuryr_network))
+        if "agent" in config.parts:
+            self.start_agent()
+            targets.insert(0, products.ClampifyTarget())
+        if targets:
+            self.attach_samples(targets)
+        for round_index in range(config.burst_rounds if (targets or "ceiling" in config.parts) else 0):
+            self.burst_round(round_index, targets, network_id)
+        self.summarize_bursts()
+
+    # ------------------------------------------------------------ products
+
+    def start_kuryr(self):
+        self.kuryr_started = True
+        subprocess.run([os.path.join(REPO_ROOT, "lab/kuryr-up.sh")], check=True)
+        self.kuryr_network = products.create_kuryr_network(self.docker_env)
+        pid = products.kuryr_pid(self.config.lab_dir)
+        self.results["kuryr_rss_mib_idle"] = round(host.tree_memory_mib(pid)["rss"], 1)
+        log(f"kuryr: network {self.kuryr_network}, kuryr-server pid {pid}")
+
+    def start_agent(self):
+        config = self.config
+        if not os.access(config.clampify_bin, os.X_OK):
+            raise SystemExit(f"bench: {config.clampify_bin} is missing; build it with "
+                             "'cargo build --release' or set CLAMPIFY_BIN")
+        others = other_agents({os.getpid()})
+        if others and not config.allow_other_agents:
+            listing = "; ".join(f"pid {pid}: {cmd}" for pid, cmd in others)
+            raise SystemExit(f"bench: other Clampify agents run on this machine and would attach "
+                             f"the benchmark's containers too ({listing}). Stop them, or set "
+                             "BENCH_ALLOW_OTHER_AGENTS=1 to measure anyway.")
+        self.agent_log = os.path.join(config.out, "agent.log")
+        open(self.agent_log, "w", encoding="utf-8").close()
+        self.agent = products.Agent(config.clampify_bin, os.path.join(config.lab_dir, "agent-openrc"),
+                                    config.network, self.agent_log, concurrency=config.concurrency)
+        self.agent.start()
+        time.sleep(2)  # startup reconcile settles
+        self.results["agent_rss_mib_idle"] = round(host.memory_mib(self.agent.pid)["rss"], 1)
+        self.details["agent_command"] = " ".join(self.agent.args)
+        log(f"agent: pid {self.agent.pid}, {self.agent.metrics_url}, "
+            f"idle RSS {self.results['agent_rss_mib_idle']} MiB")
+
+    # ------------------------------------------------------------ measurements
+
+    def attach_samples(self, targets):
+        config = self.config
+        samples = {target.name: [] for target in targets}
+        failures = {target.name: [] for target in targets}
+        for target in targets:  # one untimed sample each: token, connections, page cache
+            attach.one_sample(target, config.image, self.docker, self.cloud, self.docker_env)
+        log_offset = os.path.getsize(self.agent_log) if self.agent else 0
+
+        log(f"attach: {config.attach_pairs} interleaved samples of {', '.join(samples)}")
+        for index in range(config.attach_pairs):
+            order = targets if index % 2 == 0 else list(reversed(targets))
+            for target in order:
+                try:
+                    samples[target.name].append(attach.one_sample(
+                        target, config.image, self.docker, self.cloud, self.docker_env))
+                except attach.NotReady as err:
+                    failures[target.name].append(str(err))
+                    log(f"attach: {target.name} sample failed: {err}")
+            if (index + 1) % 5 == 0:
+                log("attach: " + ", ".join(
+                    f"{name} p50 {percentile([s['ready_ms'] for s in got], 0.5):.0f} ms"
+                    for name, got in samples.items() if got) + f" after {index + 1} pairs")
+
+        self.details["attach"] = {"samples": samples, "failures": failures}
+        self.summarize_attach(samples, failures)
+        if self.agent:
+            elapsed = agent_elapsed_ms(self.agent_log, log_offset)
+            self.details["attach"]["agent_elapsed_ms"] = elapsed
+            if elapsed:
+                self.results["agent_attach_elapsed_ms_p50"] = round(percentile(elapsed, 0.5), 1)
+
+    def summarize_attach(self, samples, failures):
+        keys = {"clampify": "e2e_attach", "kuryr": "kuryr_attach"}
+        for name, got in samples.items():
+            if not got:
+                raise SystemExit(f"bench: every {name} attach sample failed: {failures[name][:1]}")
+            key = keys[name]
+            ready = [s["ready_ms"] for s in got]
+            self.results[f"{key}_ms_p50"] = round(percentile(ready, 0.5), 1)
+            self.results[f"{key}_ms_p90"] = round(percentile(ready, 0.9), 1)
+            self.results[f"{key}_run_ms_p50"] = round(percentile([s["run_ms"] for s in got], 0.5), 1)
+            self.results[f"{key}_n"] = len(got)
+            self.results[f"{key}_failures"] = len(failures[name])
+
+    def burst_round(self, round_index, targets, network_id):
+        config = self.config
+        bursts = self.details.setdefault("bursts", [])
+        timeout_s = 120 + 3 * config.burst_n
+        for target in targets:
+            log(f"burst {round_index + 1}/{config.burst_rounds}: {config.burst_n} containers on "
+                f"{target.name}")
+            entry = {"round": round_index, "product": target.name, "n": config.burst_n}
+            if target.name == "clampify":
+                before = self.read_counters()
+                with attach.MemorySampler(lambda: (host.memory_mib(self.agent.pid) or {}).get("rss")) as mem:
+                    data = attach.burst(target, config.burst_n, config.image, self.docker, self.cloud,
+                                        self.docker_env, timeout_s, on_ready=self.read_counters)
+                # Counted until all containers were ready, so the deletes of the cleanup are out.
+                entry["requests"] = {name: data["at_ready"][name] - before[name]
+                                     for name in COUNTERS
+                                     if before[name] is not None and data["at_ready"][name] is not None}
+                entry["rss_mib_sampled_max"] = mem.max_mib
+            else:
+                pid = products.kuryr_pid(config.lab_dir)
+                with attach.MemorySampler(lambda: host.tree_memory_mib(pid)["rss"]) as mem:
+                    data = attach.burst(target, config.burst_n, config.image, self.docker, self.cloud,
+                                        self.docker_env, timeout_s)
+                entry["rss_mib_sampled_max"] = mem.max_mib
+            entry.update(data)
+            bursts.append(entry)
+            log(f"burst: {target.name} {data['burst_ms']:.0f} ms, cleanup {data['cleanup_ms']:.0f} ms")
+        if "ceiling" in config.parts:
+            data = ceiling.measure(self.cloud, network_id, config.burst_n, config.concurrency,
+                                   host.random_suffix())
+            bursts.append({"round": round_index, "product": "ceiling", "n": config.burst_n, **data})
+            log(f"ceiling: {config.burst_n} port creates returned after {data['ceiling_ms']:.0f} ms")
+
+    def read_counters(self):
+        return {name: self.agent.counter(name) for name in COUNTERS}
+
+    def summarize_bursts(self):
+        bursts = self.details.get("bursts", [])
+        if not bursts:
+            return
+        self.results["burst_containers"] = self.config.burst_n
+
+        def median_of(product, key):
+            values = [b[key] for b in bursts if b["product"] == product]
+            return round(percentile(values, 0.5), 0) if values else None
+
+        for product, key, result_key in (("clampify", "burst_ms", "burst_ms"),
+                                         ("kuryr", "burst_ms", "kuryr_burst_ms"),
+                                         ("ceiling", "ceiling_ms", "neutron_ceiling_ms")):
+            value = median_of(product, key)
+            if value is not None:
+                self.results[result_key] = value
+        self.results["burst_rounds"] = len([b for b in bursts if b["product"] == bursts[0]["product"]])
+        agent_bursts = [b for b in bursts if b["product"] == "clampify"]
+        if agent_bursts:
+            attaches = sum(b["n"] for b in agent_bursts)
+            for name, key in (("clampify_neutron_requests_total", "neutron_requests_per_attach"),
+                              ("clampify_keystone_requests_total", "keystone_requests_per_attach")):
+                if all(name in b["requests"] for b in agent_bursts):
+                    self.results[key] = round(sum(b["requests"][name] for b in agent_bursts) / attaches, 2)
+                else:
+                    log(f"burst: the agent's /metrics has no {name}, so {key} is not measured")
+            reading = host.memory_mib(self.agent.pid)
+            self.results["agent_rss_mib_peak"] = round(reading["hwm"], 1)
+        kuryr_bursts = [b for b in bursts if b["product"] == "kuryr"]
+        if kuryr_bursts:
+            pid = products.kuryr_pid(self.config.lab_dir)
+            self.results["kuryr_rss_mib_peak"] = round(host.tree_memory_mib(pid)["hwm"], 1)
+
+
+COUNTERS = ("clampify_neutron_requests_total", "clampify_keystone_requests_total")
+
+
+def agent_elapsed_ms(log_path, offset):
+    """Return the elapsed_ms values of the agent's "container attached" lines after `offset`."""
+    values = []
+    with open(log_path, encoding="utf-8", errors="replace") as agent_log:
+        agent_log.seek(offset)
+        for line in agent_log:
+            if "container attached" not in line:
+                continue
+            match = re.search(r'elapsed_ms"?[=:]\s*"?([0-9.]+)', line)
+            if match:
+                values.append(float(match.group(1)))
+    return values
+
+
+def main(argv):
+    command = argv[1] if len(argv) > 1 else "run"
+    # SIGTERM ends the run through the same cleanup as an error does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    config = Config(os.environ)
+    bench = Bench(config)
+    if command == "run":
+        try:
+            bench.run()
+        except (attach.NotReady, host.CommandError, ApiError) as err:
+            raise SystemExit(f"bench: {err}") from err
+    elif command == "cleanup":
+        cloud = Cloud(os.path.join(config.lab_dir, "agent-openrc"))
+        cloud.authenticate()
+        cleanup.remove_leftovers(bench.docker_env, cloud, log)
+    else:
+        raise SystemExit(f"usage: {argv[0]} [run|cleanup]")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

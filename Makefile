@@ -4,7 +4,17 @@ SHELL := /bin/bash
 # Number of simulated hosts for `make cluster`, counting this machine as host1.
 HOSTS ?= 3
 
-.PHONY: lab lab-down lab-purge lab-status cluster cluster-down cluster-check
+.PHONY: test demo lab lab-down lab-purge lab-status cluster cluster-down cluster-check
+
+# Every test tier CI runs, from a fresh machine, as root: the lab, fmt, clippy, unit,
+# kernel and end-to-end tests. Ends with "N passed, M failed".
+test:
+	scripts/test.sh
+
+# The main job on the local lab: the agent gives two containers Neutron ports on demo-net,
+# they talk, and a tenant-b container cannot reach them. KEEP=1 keeps what it made.
+demo:
+	scripts/demo.sh
 
 # Install what is missing and start the single-host lab; safe to run again.
 lab:

@@ -1,0 +1,247 @@
+//! Handling one container event: attach on `start`, clean up on `die` and `destroy`.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::backoff::{Backoff, BackoffPolicy};
+use super::labels::{self, Decision, ResolvedNetwork};
+use super::ratelimit::Verdict;
+use super::Shared;
+use crate::attach::{AttachError, ContainerTarget, NetworkRequest, Plumbing};
+use crate::docker::{ContainerEvent, ContainerInfo, DockerError, EventAction};
+use crate::plumbing::{self, host_ifname, Netns};
+
+/// Why handling an event failed, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WorkError {
+    /// The container asks for something it may not have; retrying changes nothing.
+    #[error("{0}")]
+    Rejected(String),
+
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+
+    #[error(transparent)]
+    Attach(Box<AttachError>),
+
+    #[error("write DNS servers to {path}: {source}")]
+    Dns {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<AttachError> for WorkError {
+    fn from(err: AttachError) -> Self {
+        Self::Attach(Box::new(err))
+    }
+}
+
+impl WorkError {
+    fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected(_))
+    }
+}
+
+/// Handles one event, retrying with backoff; failures are logged here, never returned.
+pub(super) async fn handle(shared: &Shared, event: ContainerEvent) {
+    let Ok(_permit) = shared.permits.acquire().await else {
+        return;
+    };
+    let policy = BackoffPolicy {
+        max_attempts: Some(shared.config.max_attempts.max(1)),
+        ..BackoffPolicy::PER_CONTAINER
+    };
+    let mut backoff = Backoff::new(policy);
+    let mut attempt = 1;
+    loop {
+        let result = match event.action {
+            EventAction::Start => start(shared, &event).await,
+            EventAction::Die => die(shared, &event).await,
+            EventAction::Destroy => destroy(shared, &event).await,
+        };
+        let err = match result {
+            Ok(()) => return,
+            Err(err) => err,
+        };
+        let action = event.action.as_str();
+        match backoff.next_delay() {
+            Some(delay) if err.is_retryable() => {
+                if let Verdict::Log { suppressed_before } = shared.limiter.check("retry") {
+                    tracing::warn!(container = %event.id, action, attempt, retry_in_ms = delay.as_millis() as u64, suppressed_before, error = %error_chain(&err), "container event failed; retrying");
+                }
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            _ => {
+                if event.action == EventAction::Start {
+                    shared.metrics.attach_failures.inc();
+                }
+                if let Verdict::Log { suppressed_before } = shared.limiter.check("failed") {
+                    tracing::error!(container = %event.id, name = %event.name, action, attempts = attempt, suppressed_before, error = %error_chain(&err), "container event failed");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Renders an error and its sources on one line, as the CLI does.
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError> {
+    let container = match shared.docker.inspect(&event.id).await {
+        Ok(container) => container,
+        // Removed before we got to it: its destroy event cleans up.
+        Err(err) if err.is_not_found() => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    if !container.running {
+        return Ok(());
+    }
+    let spec = match labels::evaluate(
+        &container.labels,
+        &container.network_mode,
+        &shared.config.default_networks,
+    ) {
+        Ok(Decision::Attach(spec)) => spec,
+        Ok(Decision::Skip(reason)) => {
+            if let Verdict::Log { .. } = shared.limiter.check("skip") {
+                tracing::info!(container = %container.id, name = %container.name, reason = %reason, "container left alone");
+            }
+            return Ok(());
+        }
+        Err(err) => {
+            return Err(WorkError::Rejected(format!(
+                "container {}: {err}",
+                container.name
+            )))
+        }
+    };
+    let Some(netns_path) = container.netns_path.clone() else {
+        return Ok(());
+    };
+    let target = ContainerTarget {
+        id: container.id.clone(),
+        name: container.name.clone(),
+        netns: Netns::from_path(netns_path),
+    };
+
+    let mut dns = Vec::new();
+    for network in &spec.networks {
+        let info = shared.attacher.network(network).await?;
+        let resolved = ResolvedNetwork {
+            id: info.network.id.clone(),
+            name: info.network.name.clone(),
+            project_id: info.network.project_id.clone().unwrap_or_default(),
+        };
+        shared
+            .config
+            .policy
+            .check(network, spec.networks_from, &resolved)
+            .map_err(|reason| {
+                WorkError::Rejected(format!("container {}: {reason}", container.name))
+            })?;
+        let ips: Vec<IpAddr> = spec
+            .ips
+            .iter()
+            .copied()
+            .filter(|ip| info.subnets.iter().any(|s| s.cidr.contains(ip)))
+            .collect();
+        let request = NetworkRequest {
+            network: info.network.id.clone(),
+            ips,
+            security_groups: spec.security_groups.clone(),
+            wait: Some(shared.config.active_timeout),
+        };
+        let started = Instant::now();
+        let attachment = shared.attacher.attach_container(&target, &request).await?;
+        let elapsed = started.elapsed();
+        shared.metrics.attaches.inc();
+        shared.metrics.attach_seconds.observe(elapsed.as_secs_f64());
+        tracing::info!(container = %container.id, name = %container.name, port = %attachment.port_id, network = %info.network.name, ifname = %attachment.interface, ips = ?attachment.ip_addresses, elapsed_ms = elapsed.as_millis() as u64, "container attached");
+        for server in attachment.dns_nameservers {
+            if !dns.contains(&server) {
+                dns.push(server);
+            }
+        }
+    }
+    write_dns(&container, &dns)?;
+    check_same_run(shared, &container).await
+}
+
+/// PIDs are reused: after plugging into `/proc/PID/ns/net`, confirm the container still runs
+/// as the same process. If not, the namespace was someone else's: the die event of the
+/// container cleans up, and the retry attaches the new run.
+async fn check_same_run(shared: &Shared, container: &ContainerInfo) -> Result<(), WorkError> {
+    shared
+        .docker
+        .verify_netns(container)
+        .await
+        .map_err(WorkError::from)
+}
+
+fn write_dns(container: &ContainerInfo, servers: &[IpAddr]) -> Result<(), WorkError> {
+    let Some(path) = &container.resolv_conf_path else {
+        return Ok(());
+    };
+    if servers.is_empty() {
+        return Ok(());
+    }
+    plumbing::write_resolv_conf(path, servers).map_err(|source| WorkError::Dns {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+async fn die(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError> {
+    // The kernel removed the veth with the namespace; the OVS row stays until removed.
+    let ports = shared
+        .attacher
+        .container_ports(&event.id)
+        .await
+        .map_err(|source| AttachError::ListPorts {
+            device: event.id.clone(),
+            source,
+        })?;
+    for port in ports {
+        let unplugged = shared
+            .attacher
+            .plumbing()
+            .unplug(&host_ifname(&port.id))
+            .await
+            .map_err(|source| AttachError::Unplug {
+                port: port.id.clone(),
+                source: Box::new(source),
+            })?;
+        tracing::info!(container = %event.id, name = %event.name, port = %port.id, ovs_port_removed = unplugged.ovs_port, "container stopped; port kept for its restart");
+    }
+    Ok(())
+}
+
+async fn destroy(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError> {
+    let ports = shared
+        .attacher
+        .container_ports(&event.id)
+        .await
+        .map_err(|source| AttachError::ListPorts {
+            device: event.id.clone(),
+            source,
+        })?;
+    for port in ports {
+        let started = Instant::now();
+        shared.attacher.detach(&port).await?;
+        shared.metrics.detaches.inc();
+        tracing::info!(container = %event.id, name = %event.name, port = %port.id, network = %port.network_id, elapsed_ms = started.elapsed().as_millis() as u64, "container removed; port deleted");
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `clampify watch`: start the agent with settings from flags and the configuration file.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+
+use clampify::agent::labels::Policy;
+use clampify::agent::{self, AgentConfig};
+use clampify::docker::Docker;
+
+use super::args::WatchArgs;
+use super::{Settings, DEFAULT_ACTIVE_TIMEOUT};
+
+/// Containers worked on at the same time unless configured.
+const DEFAULT_CONCURRENCY: usize = 8;
+/// Attempts per container event unless configured.
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+pub async fn run(settings: &Settings, args: WatchArgs) -> anyhow::Result<()> {
+    let file = &settings.file;
+    let pick_list = |flag: Vec<String>, key: &Option<Vec<String>>| {
+        if flag.is_empty() {
+            key.clone().unwrap_or_default()
+        } else {
+            flag
+        }
+    };
+    let config = AgentConfig {
+        default_networks: args
+            .network
+            .clone()
+            .or_else(|| file.network.clone())
+            .into_iter()
+            .collect(),
+        concurrency: args
+            .concurrency
+            .or(file.concurrency)
+            .unwrap_or(DEFAULT_CONCURRENCY),
+        max_attempts: args
+            .max_attempts
+            .or(file.max_attempts)
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        active_timeout: args
+            .timeout
+            .or(file.port_active_timeout)
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_ACTIVE_TIMEOUT),
+        policy: Policy {
+            allowed_networks: pick_list(args.allowed_networks, &file.allowed_networks),
+            allowed_projects: pick_list(args.allowed_projects, &file.allowed_projects),
+        },
+        metrics_address: args.metrics_address.or(file.metrics_address),
+    };
+
+    let attacher = settings.attacher().await?;
+    // Fail at start, not at the first container, when the default network is wrong.
+    for network in &config.default_networks {
+        attacher
+            .network(network)
+            .await
+            .context("check the default network")?;
+    }
+    let docker = Docker::connect(settings.docker_host.as_deref())
+        .await
+        .context("connect to Docker")?;
+
+    let mut terminate = signal(SignalKind::terminate()).context("install the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("install the SIGINT handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    };
+    agent::run(attacher, docker, config, shutdown)
+        .await
+        .context("run the agent")
+}

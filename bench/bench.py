@@ -51,7 +51,9 @@ class Config:
         self.burst_rounds = int(environ.get("BENCH_BURST_ROUNDS", 1 if quick else 3))
         self.concurrency = int(environ.get("BENCH_CONCURRENCY", self.burst_n))
         self.private_dockerd = environ.get("BENCH_PRIVATE_DOCKERD", "0") not in ("", "0")
-        self.allow_other_agents = environ.get("BENCH_ALLOW_OTHER_AGENTS", "0") not in ("", "0")
+        # Seconds to wait for other users' Clampify ports on this host to go, see
+        # Bench.wait_for_foreign_ports.
+        self.quiet_wait_s = int(environ.get("BENCH_QUIET_WAIT_S", 600))
         self.command = environ.get("BENCH_COMMAND", "bench/bench.py run")
 
     def as_dict(self):
@@ -85,8 +87,12 @@ class Bench:
         self.config = config
         self.results = {}
         self.details = {"config": config.as_dict()}
-        self.docker_env = dict(os.environ)
-        self.docker = host.DockerApi(self.docker_env.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+        # The machine's dockerd, for the Docker bridge measurement only.
+        self.machine_docker_env = dict(os.environ)
+        # The private dockerd for the agent and kuryr, set by start_private_dockerd().
+        self.docker_env = None
+        self.docker = None
+        self.private_dockerd_dir = os.path.join(config.out, "dockerd")
         self.cloud = None
         self.agent = None
         self.kuryr_network = None
@@ -103,7 +109,7 @@ class Bench:
         if needs_cloud:
             self.cloud = Cloud(os.path.join(config.lab_dir, "agent-openrc"))
             self.cloud.authenticate()
-        cleanup.remove_leftovers(self.docker_env, self.cloud, log)
+        cleanup.remove_leftovers(self.machine_docker_env, self.cloud, log)
         started = time.monotonic()
         try:
             if "docker" in config.parts:
@@ -128,6 +134,10 @@ class Bench:
         log(f"wrote {self.config.out}/results.json ({len(results)} keys) and samples.json")
 
     def teardown(self):
+        """Remove what the run made, in an order that lets each product clean up after itself."""
+        if self.docker_env:
+            # While the agent still runs, it deletes the ports of the removed containers.
+            self.remove_private_containers()
         if self.agent is not None:
             log(f"agent: stopping pid {self.agent.pid}: {self.agent.stop()}")
         if self.kuryr_network:
@@ -136,34 +146,45 @@ class Bench:
                 log(f"kuryr: removed network {self.kuryr_network} and its Neutron network")
             except host.CommandError as err:
                 log(f"kuryr: {err}")
-        try:
-            cleanup.remove_leftovers(self.docker_env, self.cloud, log)
-        except (host.CommandError, OSError) as err:
-            log(f"cleanup failed: {err}")
         if self.kuryr_started:
-            # kuryr-down.sh removes the kuryr network too, if the cleanup above could not.
-            subprocess.run([os.path.join(REPO_ROOT, "lab/kuryr-down.sh")], check=False)
+            # kuryr-down.sh removes the kuryr network too, if the step above could not.
+            subprocess.run([os.path.join(REPO_ROOT, "lab/kuryr-down.sh")], check=False,
+                           env=self.docker_env)
+        if self.docker_env:
+            host.run([PRIVATE_DOCKERD, "stop", self.private_dockerd_dir], check=False)
+        try:
+            cleanup.remove_leftovers(self.machine_docker_env, self.cloud, log)
+            if self.cloud is not None:
+                cleanup.remove_ports_of_devices(self.cloud, attach.created_devices, log)
+        except (host.CommandError, OSError, ApiError) as err:
+            log(f"cleanup failed: {err}")
+
+    def remove_private_containers(self):
+        try:
+            cleanup.remove_containers(self.docker_env, log)
+            if self.agent is not None and self.cloud is not None:
+                attach.wait_ports_gone(self.cloud, attach.created_devices, 60)
+        except (host.CommandError, attach.NotReady, ApiError) as err:
+            log(f"cleanup: {err}")
 
     # ------------------------------------------------------------ parts
 
     def part_docker(self):
-        config, env = self.config, self.docker_env
-        private_dir = os.path.join(config.out, "dockerd")
+        config, env = self.config, self.machine_docker_env
+        bridge_dir = os.path.join(config.out, "dockerd-bridge")
         use_private = config.private_dockerd or not docker_bridge.bridge_usable(env)
         if use_private:
             log("docker: the machine's dockerd has no bridge network (or BENCH_PRIVATE_DOCKERD=1); "
-                "using a private dockerd")
-            sock = host.run([os.path.join(REPO_ROOT, "bench/private-dockerd.sh"), "start",
-                             private_dir]).strip().splitlines()[-1]
+                "using a private dockerd in its own netns")
+            sock = host.run([PRIVATE_DOCKERD, "start", bridge_dir, "bridge"]).strip().splitlines()[-1]
             env = dict(env, DOCKER_HOST=sock)
         try:
             log(f"docker: {config.docker_pairs} interleaved pairs of docker run -d on none and bridge")
             data = docker_bridge.measure(config.docker_pairs, config.image, env, log)
         finally:
             if use_private:
-                host.run([os.path.join(REPO_ROOT, "bench/private-dockerd.sh"), "stop", private_dir],
-                         check=False)
-        data["dockerd"] = "private (bench/private-dockerd.sh)" if use_private else "the machine's"
+                host.run([PRIVATE_DOCKERD, "stop", bridge_dir], check=False)
+        data["dockerd"] = "a private (bench/private-dockerd.sh bridge)" if use_private else "the machine's"
         self.results.update(data.pop("results"))
         self.details["docker"] = data
 
@@ -185,6 +206,8 @@ class Bench:
         config = self.config
         network_id = self.cloud.network_id(config.network)
         targets = []
+        if {"kuryr", "agent"} & set(config.parts):
+            self.start_private_dockerd()
         if "kuryr" in config.parts:
             self.start_kuryr()
             targets.append(products.KuryrTarget(self.kuryr_network))
@@ -199,6 +222,37 @@ class Bench:
 
     # ------------------------------------------------------------ products
 
+    def start_private_dockerd(self):
+        sock = host.run([PRIVATE_DOCKERD, "start", self.private_dockerd_dir, "host"]).strip()
+        self.docker_env = dict(os.environ, DOCKER_HOST=sock.splitlines()[-1])
+        self.docker = host.DockerApi(self.docker_env["DOCKER_HOST"])
+        cleanup.remove_leftovers(self.docker_env, None, log)
+        log(f"docker: private dockerd for the agent and kuryr on {self.docker_env['DOCKER_HOST']}")
+
+    def wait_for_foreign_ports(self):
+        """Wait until no Clampify container port of another user is bound to this host.
+
+        The agent's startup reconcile deletes every such port whose container its dockerd
+        does not run, and the benchmark's private dockerd runs only the benchmark's.
+        """
+        deadline = time.monotonic() + self.config.quiet_wait_s
+        announced = False
+        while True:
+            foreign = cleanup.foreign_container_ports(self.cloud)
+            if not foreign:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"bench: {len(foreign)} Clampify ports of other containers are bound to this "
+                    f"host (first: {foreign[0]}), and the agent's startup reconcile would delete "
+                    f"them. Waited {self.config.quiet_wait_s} s; run again when the machine is "
+                    "quiet, or raise BENCH_QUIET_WAIT_S.")
+            if not announced:
+                log(f"agent: waiting up to {self.config.quiet_wait_s} s until the {len(foreign)} "
+                    "Clampify ports of other users' containers on this host are gone")
+                announced = True
+            time.sleep(2)
+
     def start_kuryr(self):
         self.kuryr_started = True
         subprocess.run([os.path.join(REPO_ROOT, "lab/kuryr-up.sh")], check=True)
@@ -212,16 +266,17 @@ class Bench:
         if not os.access(config.clampify_bin, os.X_OK):
             raise SystemExit(f"bench: {config.clampify_bin} is missing; build it with "
                              "'cargo build --release' or set CLAMPIFY_BIN")
-        others = other_agents({os.getpid()})
-        if others and not config.allow_other_agents:
-            listing = "; ".join(f"pid {pid}: {cmd}" for pid, cmd in others)
-            raise SystemExit(f"bench: other Clampify agents run on this machine and would attach "
-                             f"the benchmark's containers too ({listing}). Stop them, or set "
-                             "BENCH_ALLOW_OTHER_AGENTS=1 to measure anyway.")
+        for pid, cmd in other_agents({os.getpid()}):
+            # They watch another dockerd, but when one of them starts or reconnects, its
+            # reconcile deletes the ports of containers it does not know, including ours.
+            log(f"agent: warning: another Clampify agent runs (pid {pid}: {cmd}); if it "
+                "reconciles during the run, attach samples of this run may fail")
+        self.wait_for_foreign_ports()
         self.agent_log = os.path.join(config.out, "agent.log")
         open(self.agent_log, "w", encoding="utf-8").close()
         self.agent = products.Agent(config.clampify_bin, os.path.join(config.lab_dir, "agent-openrc"),
-                                    config.network, self.agent_log, concurrency=config.concurrency)
+                                    config.network, self.agent_log, concurrency=config.concurrency,
+                                    extra_args=["--docker-host", self.docker_env["DOCKER_HOST"]])
         self.agent.start()
         time.sleep(2)  # startup reconcile settles
         self.results["agent_rss_mib_idle"] = round(host.memory_mib(self.agent.pid)["rss"], 1)
@@ -236,7 +291,13 @@ class Bench:
         samples = {target.name: [] for target in targets}
         failures = {target.name: [] for target in targets}
         for target in targets:  # one untimed sample each: token, connections, page cache
-            attach.one_sample(target, config.image, self.docker, self.cloud, self.docker_env)
+            try:
+                attach.one_sample(target, config.image, self.docker, self.cloud, self.docker_env)
+            except attach.NotReady as err:
+                where = (f"the agent's log {self.agent_log}" if target.name == "clampify"
+                         else f"{config.lab_dir}/kuryr/kuryr.log")
+                raise SystemExit(f"bench: the warm-up attach on {target.name} failed: {err}; "
+                                 f"see {where}") from err
         log_offset = os.path.getsize(self.agent_log) if self.agent else 0
 
         log(f"attach: {config.attach_pairs} interleaved samples of {', '.join(samples)}")
@@ -346,6 +407,7 @@ class Bench:
 
 
 COUNTERS = ("clampify_neutron_requests_total", "clampify_keystone_requests_total")
+PRIVATE_DOCKERD = os.path.join(REPO_ROOT, "bench/private-dockerd.sh")
 
 
 def agent_elapsed_ms(log_path, offset):
@@ -376,7 +438,7 @@ def main(argv):
     elif command == "cleanup":
         cloud = Cloud(os.path.join(config.lab_dir, "agent-openrc"))
         cloud.authenticate()
-        cleanup.remove_leftovers(bench.docker_env, cloud, log)
+        cleanup.remove_everything(config, cloud, REPO_ROOT, log)
     else:
         raise SystemExit(f"usage: {argv[0]} [run|cleanup]")
 

@@ -1,11 +1,16 @@
 #!/bin/bash
-# Start or stop a private dockerd for the Docker bridge measurement, used when the machine's
-# dockerd has no bridge network (for example when it runs with --bridge=none).
-#   private-dockerd.sh start DIR   prints the DOCKER_HOST to use
+# Start or stop a private dockerd of the benchmark.
+#   private-dockerd.sh start DIR host|bridge   prints the DOCKER_HOST to use
 #   private-dockerd.sh stop DIR
-# The daemon runs in its own network namespace cfy-bench-dockerd, so its docker0 bridge
-# (198.51.100.1/24, no NAT, no iptables rules) is invisible to the host. Socket, data root,
-# exec root, pid file and log live under DIR. It is stopped by the PID in its pid file.
+# host: runs in the host netns with --bridge=none. The agent and kuryr measurements use it,
+#   so that other users' Clampify agents on this machine never see the benchmark's
+#   containers, and the benchmark's agent never sees theirs. It must share the host netns
+#   because kuryr creates the veth there and libnetwork in dockerd looks it up by name.
+# bridge: runs in its own netns cfy-bench-dockerd with docker0 on 198.51.100.1/24, no NAT and
+#   no iptables rules, invisible to the host. The Docker bridge measurement uses it when the
+#   machine's dockerd has no bridge network (for example with --bridge=none).
+# Socket, data root, exec root, pid file and log live under DIR; the daemon is stopped by the
+# PID in its pid file.
 set -Eeuo pipefail
 LAB_SCRIPT=bench-dockerd
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,21 +30,33 @@ unmount_below() {
 }
 
 start() {
-  local dir=$1 sock
+  local dir=$1 mode=$2 sock launcher=() network_args=()
   sock=unix://$dir/docker.sock
+  case $mode in
+    host) network_args=(--bridge=none) ;;
+    bridge)
+      network_args=(--bip 198.51.100.1/24)
+      # nsenter rather than "ip netns exec", which remounts /sys and hides the cgroup mounts.
+      launcher=(nsenter "--net=/run/netns/$NETNS" --)
+      ;;
+    *) lab_die "unknown mode '$mode': use host or bridge" ;;
+  esac
   mkdir -p "$dir/data" "$dir/exec"
   # containerd nests its sockets under the exec root, and a unix socket path has at most
   # 107 bytes.
   [ ${#dir} -le 60 ] || lab_die "$dir is longer than 60 bytes, too long for containerd's sockets"
   if ! pidfile_running "$dir/dockerd.pid"; then
-    ip netns list | grep -qw "$NETNS" || ip netns add "$NETNS"
-    ip -n "$NETNS" link set lo up
+    if [ "$mode" = bridge ]; then
+      ip netns list | grep -qw "$NETNS" || ip netns add "$NETNS"
+      ip -n "$NETNS" link set lo up
+    fi
+    # An empty configuration file keeps /etc/docker/daemon.json of the machine's dockerd out.
     echo '{}' > "$dir/daemon.json"
-    # nsenter rather than "ip netns exec", which remounts /sys and hides the cgroup mounts.
-    nsenter --net="/run/netns/$NETNS" -- setsid dockerd --config-file "$dir/daemon.json" \
+    echo "$mode" > "$dir/mode"
+    "${launcher[@]}" setsid dockerd --config-file "$dir/daemon.json" \
       --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" -H "$sock" \
-      --bip 198.51.100.1/24 --iptables=false --ip6tables=false --ip-masq=false \
-      --cgroup-parent=cfy-bench-dockerd > "$dir/dockerd.log" 2>&1 < /dev/null &
+      "${network_args[@]}" --iptables=false --ip6tables=false --ip-masq=false \
+      --cgroup-parent="cfy-bench-dockerd-$mode" > "$dir/dockerd.log" 2>&1 < /dev/null &
     for _ in $(seq 1 300); do
       timeout 5 docker -H "$sock" version > /dev/null 2>&1 && break
       sleep 0.1
@@ -61,16 +78,16 @@ stop() {
     ids=$(docker -H "$sock" ps -aq 2>/dev/null || true)
     [ -z "$ids" ] || docker -H "$sock" rm -f $ids > /dev/null 2>&1 || true
   fi
-  stop_by_pidfile "private dockerd" "$dir/dockerd.pid" 30 >&2
+  stop_by_pidfile "private dockerd $dir" "$dir/dockerd.pid" 30 >&2
   unmount_below "$dir/exec"
   unmount_below "$dir/data"
-  if ip netns list | grep -qw "$NETNS"; then
+  if [ "$(cat "$dir/mode" 2>/dev/null)" = bridge ] && ip netns list | grep -qw "$NETNS"; then
     ip netns delete "$NETNS"
   fi
 }
 
 case ${1:-} in
-  start) start "${2:?usage: private-dockerd.sh start DIR}" ;;
+  start) start "${2:?usage: private-dockerd.sh start DIR host|bridge}" "${3:?usage: private-dockerd.sh start DIR host|bridge}" ;;
   stop) stop "${2:?usage: private-dockerd.sh stop DIR}" ;;
-  *) lab_die "usage: private-dockerd.sh start|stop DIR" ;;
+  *) lab_die "usage: private-dockerd.sh start DIR host|bridge, or stop DIR" ;;
 esac

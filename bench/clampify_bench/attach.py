@@ -19,6 +19,9 @@ IP_POLL_S = 0.005
 PORT_POLL_S = 0.025
 BURST_POLL_S = 0.05
 
+# Neutron device_ids of every container started so far, for the final check for leftovers.
+created_devices = []
+
 
 class NotReady(Exception):
     """A container that did not get its address or ACTIVE port before the deadline."""
@@ -55,6 +58,7 @@ def one_sample(target, image, docker, cloud, env, timeout_s=60):
     try:
         inspect = docker.inspect(container_id)
         pid, device_id = inspect["State"]["Pid"], target.device_id(inspect)
+        created_devices.append(device_id)
         deadline = time.monotonic() + timeout_s
         while not host.container_has_ipv4(pid):
             if time.monotonic() > deadline:
@@ -150,6 +154,7 @@ def _poll_burst(target, containers, docker, cloud, started, timeout_s, errors):
             if "id" in entry and "pid" not in entry:
                 inspect = docker.inspect(entry["id"])
                 entry["pid"], entry["device_id"] = inspect["State"]["Pid"], target.device_id(inspect)
+                created_devices.append(entry["device_id"])
             if "pid" in entry and "ip_ms" not in entry and host.container_has_ipv4(entry["pid"]):
                 entry["ip_ms"] = now_ms() - started
         waiting = [e for e in containers if "ip_ms" in e and "active_ms" not in e and e["device_id"]]

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,7 +66,7 @@ def log(message):
 
 
 def other_agents(own_pids):
-    """Return (pid, command line) of `clampify ... watch` processes that this run did not start."""
+    """Return (pid, command line) of other `clampify ... watch` processes of this host id."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in own_pids:
@@ -75,8 +76,14 @@ def other_agents(own_pids):
                 argv = cmdline.read().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == "clampify" and "watch" in argv:
-            found.append((int(entry), " ".join(argv).strip()))
+        if not argv or os.path.basename(argv[0]) != "clampify" or "watch" not in argv:
+            continue
+        # An agent of another host id (a simulated host of `make cluster`) reconciles only
+        # the ports bound to that host.
+        if "--host" in argv and argv.index("--host") + 1 < len(argv) and \
+                argv[argv.index("--host") + 1] != socket.gethostname():
+            continue
+        found.append((int(entry), " ".join(argv).strip()))
     return found
 
 
@@ -87,11 +94,12 @@ class Bench:
         self.config = config
         self.results = {}
         self.details = {"config": config.as_dict()}
+        # Messages of the parts that failed; the run still writes what it measured.
+        self.failures = []
         # The machine's dockerd, for the Docker bridge measurement only.
         self.machine_docker_env = dict(os.environ)
-        # The private dockerd for the agent and kuryr, set by start_private_dockerd().
-        self.docker_env = None
-        self.docker = None
+        # The private dockerd for the agent, set by start_private_dockerd().
+        self.agent_docker_env = None
         self.private_dockerd_dir = os.path.join(config.out, "dockerd")
         self.cloud = None
         self.agent = None
@@ -135,22 +143,23 @@ class Bench:
 
     def teardown(self):
         """Remove what the run made, in an order that lets each product clean up after itself."""
-        if self.docker_env:
+        if self.agent_docker_env:
             # While the agent still runs, it deletes the ports of the removed containers.
             self.remove_private_containers()
+        cleanup.remove_containers(self.machine_docker_env, log)
         if self.agent is not None:
             log(f"agent: stopping pid {self.agent.pid}: {self.agent.stop()}")
         if self.kuryr_network:
             try:
-                products.remove_docker_network(self.kuryr_network, self.docker_env)
+                products.remove_docker_network(self.kuryr_network, self.machine_docker_env)
                 log(f"kuryr: removed network {self.kuryr_network} and its Neutron network")
             except host.CommandError as err:
                 log(f"kuryr: {err}")
         if self.kuryr_started:
             # kuryr-down.sh removes the kuryr network too, if the step above could not.
             subprocess.run([os.path.join(REPO_ROOT, "lab/kuryr-down.sh")], check=False,
-                           env=self.docker_env)
-        if self.docker_env:
+                           env=self.machine_docker_env)
+        if self.agent_docker_env:
             host.run([PRIVATE_DOCKERD, "stop", self.private_dockerd_dir], check=False)
         try:
             cleanup.remove_leftovers(self.machine_docker_env, self.cloud, log)
@@ -161,7 +170,7 @@ class Bench:
 
     def remove_private_containers(self):
         try:
-            cleanup.remove_containers(self.docker_env, log)
+            cleanup.remove_containers(self.agent_docker_env, log)
             if self.agent is not None and self.cloud is not None:
                 attach.wait_ports_gone(self.cloud, attach.created_devices, 60)
         except (host.CommandError, attach.NotReady, ApiError) as err:
@@ -206,14 +215,14 @@ class Bench:
         config = self.config
         network_id = self.cloud.network_id(config.network)
         targets = []
-        if {"kuryr", "agent"} & set(config.parts):
-            self.start_private_dockerd()
         if "kuryr" in config.parts:
             self.start_kuryr()
-            targets.append(products.KuryrTarget(self.kuryr_network))
+            targets.append(products.KuryrTarget(self.machine_docker_env, self.kuryr_network))
         if "agent" in config.parts:
+            self.start_private_dockerd()
             self.start_agent()
-            targets.insert(0, products.ClampifyTarget())
+            targets.insert(0, products.ClampifyTarget(self.agent_docker_env))
+        targets = self.warm_up(targets)
         if targets:
             self.attach_samples(targets)
         for round_index in range(config.burst_rounds if (targets or "ceiling" in config.parts) else 0):
@@ -224,10 +233,9 @@ class Bench:
 
     def start_private_dockerd(self):
         sock = host.run([PRIVATE_DOCKERD, "start", self.private_dockerd_dir, "host"]).strip()
-        self.docker_env = dict(os.environ, DOCKER_HOST=sock.splitlines()[-1])
-        self.docker = host.DockerApi(self.docker_env["DOCKER_HOST"])
-        cleanup.remove_leftovers(self.docker_env, None, log)
-        log(f"docker: private dockerd for the agent and kuryr on {self.docker_env['DOCKER_HOST']}")
+        self.agent_docker_env = dict(os.environ, DOCKER_HOST=sock.splitlines()[-1])
+        cleanup.remove_containers(self.agent_docker_env, log)
+        log(f"docker: private dockerd for the agent on {self.agent_docker_env['DOCKER_HOST']}")
 
     def wait_for_foreign_ports(self):
         """Wait until no Clampify container port of another user is bound to this host.
@@ -256,7 +264,7 @@ class Bench:
     def start_kuryr(self):
         self.kuryr_started = True
         subprocess.run([os.path.join(REPO_ROOT, "lab/kuryr-up.sh")], check=True)
-        self.kuryr_network = products.create_kuryr_network(self.docker_env)
+        self.kuryr_network = products.create_kuryr_network(self.machine_docker_env)
         pid = products.kuryr_pid(self.config.lab_dir)
         self.results["kuryr_rss_mib_idle"] = round(host.tree_memory_mib(pid)["rss"], 1)
         log(f"kuryr: network {self.kuryr_network}, kuryr-server pid {pid}")
@@ -276,7 +284,7 @@ class Bench:
         open(self.agent_log, "w", encoding="utf-8").close()
         self.agent = products.Agent(config.clampify_bin, os.path.join(config.lab_dir, "agent-openrc"),
                                     config.network, self.agent_log, concurrency=config.concurrency,
-                                    extra_args=["--docker-host", self.docker_env["DOCKER_HOST"]])
+                                    extra_args=["--docker-host", self.agent_docker_env["DOCKER_HOST"]])
         self.agent.start()
         time.sleep(2)  # startup reconcile settles
         self.results["agent_rss_mib_idle"] = round(host.memory_mib(self.agent.pid)["rss"], 1)
@@ -286,18 +294,33 @@ class Bench:
 
     # ------------------------------------------------------------ measurements
 
+    def warm_up(self, targets):
+        """Run one untimed sample per product (token, connections, page cache).
+
+        A product whose warm-up fails is left out of the rest of the run, and the failure
+        is recorded for the report, so that the other figures are still measured.
+        """
+        working = []
+        for target in targets:
+            try:
+                attach.one_sample(target, self.config.image, self.cloud)
+                working.append(target)
+            except attach.NotReady as err:
+                where = (f"the agent's log {self.agent_log}" if target.name == "clampify"
+                         else f"{self.config.lab_dir}/kuryr/kuryr.log")
+                if target.name == "clampify":
+                    last_error = last_agent_error(self.agent_log)
+                    err = f"{err}; the agent's last error: {last_error}" if last_error else err
+                message = f"the warm-up attach on {target.name} failed: {err}; see {where}"
+                log(f"attach: error: {message}; {target.name} is left out of this run")
+                self.failures.append(message)
+                self.details.setdefault("errors", {})[target.name] = str(err)
+        return working
+
     def attach_samples(self, targets):
         config = self.config
         samples = {target.name: [] for target in targets}
         failures = {target.name: [] for target in targets}
-        for target in targets:  # one untimed sample each: token, connections, page cache
-            try:
-                attach.one_sample(target, config.image, self.docker, self.cloud, self.docker_env)
-            except attach.NotReady as err:
-                where = (f"the agent's log {self.agent_log}" if target.name == "clampify"
-                         else f"{config.lab_dir}/kuryr/kuryr.log")
-                raise SystemExit(f"bench: the warm-up attach on {target.name} failed: {err}; "
-                                 f"see {where}") from err
         log_offset = os.path.getsize(self.agent_log) if self.agent else 0
 
         log(f"attach: {config.attach_pairs} interleaved samples of {', '.join(samples)}")
@@ -305,8 +328,7 @@ class Bench:
             order = targets if index % 2 == 0 else list(reversed(targets))
             for target in order:
                 try:
-                    samples[target.name].append(attach.one_sample(
-                        target, config.image, self.docker, self.cloud, self.docker_env))
+                    samples[target.name].append(attach.one_sample(target, config.image, self.cloud))
                 except attach.NotReady as err:
                     failures[target.name].append(str(err))
                     log(f"attach: {target.name} sample failed: {err}")
@@ -347,8 +369,8 @@ class Bench:
             if target.name == "clampify":
                 before = self.read_counters()
                 with attach.MemorySampler(lambda: (host.memory_mib(self.agent.pid) or {}).get("rss")) as mem:
-                    data = attach.burst(target, config.burst_n, config.image, self.docker, self.cloud,
-                                        self.docker_env, timeout_s, on_ready=self.read_counters)
+                    data = attach.burst(target, config.burst_n, config.image, self.cloud, timeout_s,
+                                        on_ready=self.read_counters)
                 # Counted until all containers were ready, so the deletes of the cleanup are out.
                 entry["requests"] = {name: data["at_ready"][name] - before[name]
                                      for name in COUNTERS
@@ -357,8 +379,7 @@ class Bench:
             else:
                 pid = products.kuryr_pid(config.lab_dir)
                 with attach.MemorySampler(lambda: host.tree_memory_mib(pid)["rss"]) as mem:
-                    data = attach.burst(target, config.burst_n, config.image, self.docker, self.cloud,
-                                        self.docker_env, timeout_s)
+                    data = attach.burst(target, config.burst_n, config.image, self.cloud, timeout_s)
                 entry["rss_mib_sampled_max"] = mem.max_mib
             entry.update(data)
             bursts.append(entry)
@@ -408,6 +429,20 @@ class Bench:
 
 COUNTERS = ("clampify_neutron_requests_total", "clampify_keystone_requests_total")
 PRIVATE_DOCKERD = os.path.join(REPO_ROOT, "bench/private-dockerd.sh")
+# Colour codes of the agent's log lines, in case it colours a file.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def last_agent_error(log_path):
+    """Return the message of the agent's last WARN or ERROR log line, without colour codes."""
+    last = None
+    with open(log_path, encoding="utf-8", errors="replace") as agent_log:
+        for line in agent_log:
+            line = ANSI_ESCAPE.sub("", line).strip()
+            match = re.search(r"\b(?:WARN|ERROR)\b.*?\berror=(.*)$", line)
+            if match:
+                last = match.group(1)
+    return last
 
 
 def agent_elapsed_ms(log_path, offset):
@@ -416,6 +451,7 @@ def agent_elapsed_ms(log_path, offset):
     with open(log_path, encoding="utf-8", errors="replace") as agent_log:
         agent_log.seek(offset)
         for line in agent_log:
+            line = ANSI_ESCAPE.sub("", line)
             if "container attached" not in line:
                 continue
             match = re.search(r'elapsed_ms"?[=:]\s*"?([0-9.]+)', line)
@@ -435,6 +471,8 @@ def main(argv):
             bench.run()
         except (attach.NotReady, host.CommandError, ApiError) as err:
             raise SystemExit(f"bench: {err}") from err
+        if bench.failures:
+            raise SystemExit("bench: finished with errors:\n  " + "\n  ".join(bench.failures))
     elif command == "cleanup":
         cloud = Cloud(os.path.join(config.lab_dir, "agent-openrc"))
         cloud.authenticate()

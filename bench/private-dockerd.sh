@@ -2,10 +2,10 @@
 # Start or stop a private dockerd of the benchmark.
 #   private-dockerd.sh start DIR host|bridge   prints the DOCKER_HOST to use
 #   private-dockerd.sh stop DIR
-# host: runs in the host netns with --bridge=none. The agent and kuryr measurements use it,
-#   so that other users' Clampify agents on this machine never see the benchmark's
-#   containers, and the benchmark's agent never sees theirs. It must share the host netns
-#   because kuryr creates the veth there and libnetwork in dockerd looks it up by name.
+# host: runs in the host netns with --bridge=none. The agent measurements use it, so that
+#   other users' Clampify agents on this machine never see the benchmark's containers, and
+#   the benchmark's agent never sees theirs. kuryr-libnetwork 18.0.0 cannot use it: kuryr
+#   rejects a SandboxKey outside /var/run/docker/netns, the machine dockerd's exec root.
 # bridge: runs in its own netns cfy-bench-dockerd with docker0 on 198.51.100.1/24, no NAT and
 #   no iptables rules, invisible to the host. The Docker bridge measurement uses it when the
 #   machine's dockerd has no bridge network (for example with --bridge=none).

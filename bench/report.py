@@ -166,6 +166,17 @@ def machine_lines(details):
             f"{machine.get('load_average_end')} at the end (other work shares this machine)")
 
 
+def error_lines(details):
+    """Return a section that lists the products that failed in the run, or nothing."""
+    errors = details.get("errors", {})
+    if not errors:
+        return []
+    lines = ["## Failures in this run", ""]
+    for product, message in sorted(errors.items()):
+        lines.append(f"- {product}: {message}. Its figures are missing below.")
+    return lines + [""]
+
+
 def render(results, details, plots):
     config = details.get("config", {})
     command = config.get("command", "make bench")
@@ -186,9 +197,11 @@ def render(results, details, plots):
         "",
         "## Last run",
         "",
-        f"- Command: `{command}` (parts: {' '.join(parts)})",
+        f"- Command: `{command}` (parts: {' '.join(parts)}); the agent's network: "
+        f"`{config.get('network', 'demo-net')}`",
         machine_lines(details),
         "",
+        *error_lines(details),
         "## Targets",
         "",
         targets_table(results),

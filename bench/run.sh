@@ -11,15 +11,14 @@
 set -Eeuo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
+# The report prints the command that produced it, with every BENCH_* setting given.
+BENCH_COMMAND="make bench"
+for setting in $(compgen -e | grep '^BENCH_' | sort -r); do
+  BENCH_COMMAND="$setting=\"${!setting}\" $BENCH_COMMAND"
+done
+export BENCH_COMMAND
 export BENCH_OUT=${BENCH_OUT:-$REPO/target/bench}
 export BENCH_PARTS=${BENCH_PARTS:-docker shell plumbing agent kuryr ceiling}
-BENCH_QUICK=${BENCH_QUICK:-0}
-export BENCH_QUICK
-# The report prints the command that produced it.
-if [ "$BENCH_QUICK" != 0 ]; then BENCH_COMMAND="BENCH_QUICK=1 make bench"; else BENCH_COMMAND="make bench"; fi
-[ "$BENCH_PARTS" = "docker shell plumbing agent kuryr ceiling" ] \
-  || BENCH_COMMAND="BENCH_PARTS=\"$BENCH_PARTS\" $BENCH_COMMAND"
-export BENCH_COMMAND
 MATPLOTLIB_VERSION=3.11.2
 
 log() { printf '[bench-run %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -55,6 +54,12 @@ if [ "$("$VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)'
 fi
 
 started=$(date +%s)
-/usr/bin/python3 bench/bench.py run 2>&1 | tee "$BENCH_OUT/bench.log"
+status=0
+rm -f "$BENCH_OUT/results.json" "$BENCH_OUT/samples.json"
+/usr/bin/python3 bench/bench.py run 2>&1 | tee "$BENCH_OUT/bench.log" || status=$?
 log "benchmark took $(( $(date +%s) - started )) s"
-"$VENV/bin/python" bench/report.py
+# A run with a failed part still writes the figures it measured, and the page says what failed.
+if [ -f "$BENCH_OUT/results.json" ]; then
+  "$VENV/bin/python" bench/report.py
+fi
+exit "$status"

@@ -27,10 +27,11 @@ class NotReady(Exception):
     """A container that did not get its address or ACTIVE port before the deadline."""
 
 
-def _docker_run(target, name, image, env):
+def _docker_run(target, name, image):
     """Start one container; return (container ID, ms until `docker run -d` returned)."""
     elapsed, output = host.timed_run(["docker", "run", "-d", "--name", name,
-                                      *target.docker_args(), image, *IMAGE_COMMAND], env=env)
+                                      *target.docker_args(), image, *IMAGE_COMMAND],
+                                     env=target.env)
     return output.strip(), elapsed
 
 
@@ -49,14 +50,14 @@ def wait_ports_gone(cloud, device_ids, timeout_s):
     raise NotReady(f"ports of devices {sorted(device_ids)[:3]}... still exist after {timeout_s} s")
 
 
-def one_sample(target, image, docker, cloud, env, timeout_s=60):
+def one_sample(target, image, cloud, timeout_s=60):
     """Measure one attach and remove the container again. Return a dict of ms figures."""
     name = f"cfy-bench-{target.name}-{host.random_suffix()}"
     started = now_ms()
-    container_id, run_ms = _docker_run(target, name, image, env)
+    container_id, run_ms = _docker_run(target, name, image)
     device_id = None
     try:
-        inspect = docker.inspect(container_id)
+        inspect = target.docker.inspect(container_id)
         pid, device_id = inspect["State"]["Pid"], target.device_id(inspect)
         created_devices.append(device_id)
         deadline = time.monotonic() + timeout_s
@@ -73,7 +74,7 @@ def one_sample(target, image, docker, cloud, env, timeout_s=60):
         ready_ms = now_ms() - started
     finally:
         removed = now_ms()
-        host.run(["docker", "rm", "-f", container_id], env=env)
+        host.run(["docker", "rm", "-f", container_id], env=target.env)
         # The next sample starts only when the product has deleted this port.
         if device_id:
             wait_ports_gone(cloud, [device_id], timeout_s)
@@ -107,7 +108,7 @@ class MemorySampler:
         self._thread.join()
 
 
-def burst(target, count, image, docker, cloud, env, timeout_s, on_ready=None):
+def burst(target, count, image, cloud, timeout_s, on_ready=None):
     """Start `count` containers at once and wait until all have addresses and ACTIVE ports.
 
     Returns the time from the start until the last container was ready, per-container
@@ -123,7 +124,7 @@ def burst(target, count, image, docker, cloud, env, timeout_s, on_ready=None):
     def start(entry):
         gate.wait()
         try:
-            entry["id"], _ = _docker_run(target, entry["name"], image, env)
+            entry["id"], _ = _docker_run(target, entry["name"], image)
             entry["run_ms"] = now_ms() - started
         except host.CommandError as err:
             errors.append(str(err))
@@ -134,25 +135,25 @@ def burst(target, count, image, docker, cloud, env, timeout_s, on_ready=None):
     started = now_ms()
     gate.wait()
     try:
-        _poll_burst(target, containers, docker, cloud, started, timeout_s, errors)
+        _poll_burst(target, containers, cloud, started, timeout_s, errors)
         burst_ms = max(entry["ready_ms"] for entry in containers)
         at_ready = on_ready() if on_ready else None
     finally:
         for thread in threads:
             thread.join()
-        cleanup_ms = remove_burst(containers, cloud, env, timeout_s)
+        cleanup_ms = remove_burst(containers, cloud, target.env, timeout_s)
     return {"burst_ms": burst_ms, "cleanup_ms": cleanup_ms, "at_ready": at_ready,
             "containers": containers}
 
 
-def _poll_burst(target, containers, docker, cloud, started, timeout_s, errors):
+def _poll_burst(target, containers, cloud, started, timeout_s, errors):
     deadline = time.monotonic() + timeout_s
     while True:
         if errors:
             raise NotReady(f"docker run failed during the burst: {errors[0]}")
         for entry in containers:
             if "id" in entry and "pid" not in entry:
-                inspect = docker.inspect(entry["id"])
+                inspect = target.docker.inspect(entry["id"])
                 entry["pid"], entry["device_id"] = inspect["State"]["Pid"], target.device_id(inspect)
                 created_devices.append(entry["device_id"])
             if "pid" in entry and "ip_ms" not in entry and host.container_has_ipv4(entry["pid"]):

@@ -1,7 +1,7 @@
 """The two products under test: the Clampify agent and kuryr-libnetwork.
 
-Each product is a target: how to start a container on it, and which Neutron device_id its
-port carries, so that the measurements can find the port.
+Each product is a target: the dockerd its containers run on, how to start a container on
+it, and which Neutron device_id its port carries, so that the measurements can find the port.
 """
 
 import os
@@ -13,7 +13,17 @@ from . import host
 from .docker_bridge import SKIP_LABEL
 
 
-class ClampifyTarget:
+class Target:
+    """A product's containers on the dockerd that `env`'s DOCKER_HOST names."""
+
+    name = ""
+
+    def __init__(self, env):
+        self.env = env
+        self.docker = host.DockerApi(env.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+
+
+class ClampifyTarget(Target):
     """Containers on `--network none`, which the agent plugs into its default network."""
 
     name = "clampify"
@@ -26,7 +36,7 @@ class ClampifyTarget:
         return inspect["Id"]
 
 
-class KuryrTarget:
+class KuryrTarget(Target):
     """Containers on a Docker network of the kuryr driver.
 
     They carry clampify.disable=true, so a Clampify agent that runs at the same time
@@ -35,7 +45,8 @@ class KuryrTarget:
 
     name = "kuryr"
 
-    def __init__(self, network):
+    def __init__(self, env, network):
+        super().__init__(env)
         self.network = network
 
     def docker_args(self):
@@ -75,7 +86,7 @@ class Agent:
 
     def start(self, timeout_s=60):
         """Start the agent in its own session and wait until its /metrics responds."""
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+        env = dict(os.environ, NO_COLOR="1")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=env,

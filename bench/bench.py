@@ -232,7 +232,7 @@ class Bench:
     # ------------------------------------------------------------ products
 
     def start_private_dockerd(self):
-        sock = host.run([PRIVATE_DOCKERD, "start", self.private_dockerd_dir, "host"]).strip()
+        sock = host.run([PRIVATE_DOCKERD, "start", self.private_dockerd_dir, "none"]).strip()
         self.agent_docker_env = dict(os.environ, DOCKER_HOST=sock.splitlines()[-1])
         cleanup.remove_containers(self.agent_docker_env, log)
         log(f"docker: private dockerd for the agent on {self.agent_docker_env['DOCKER_HOST']}")

@@ -14,7 +14,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
-import matplotlib.ticker  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.environ.get("BENCH_OUT", os.path.join(REPO_ROOT, "target/bench"))
@@ -92,10 +91,8 @@ def plot_attach(details, path):
                      orientation="horizontal", showfliers=True,
                      medianprops={"color": COLORS[name]})
     axes.set_yticks([p for p, _ in positions], [t for _, t in positions], fontsize=8)
-    axes.set_xlabel("ms after docker run -d started (log scale)")
-    axes.set_xscale("log")
-    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes.set_xlabel("ms after docker run -d started")
+    axes.set_xlim(left=0)
     axes.set_title(f"One container at a time (n = {min(len(s[2]) for s in series)} each)")
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
@@ -311,17 +308,29 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
   median of the per-pair differences. When the machine's dockerd has no bridge network the
   harness starts a private dockerd in its own netns (`bench/private-dockerd.sh`).
 - `e2e_attach_ms` and `kuryr_attach_ms`: the agent runs as `clampify --openrc agent-openrc
-  watch demo-net --metrics-address 127.0.0.1:PORT --concurrency N`, kuryr as set up by
-  `lab/kuryr-up.sh` with a network from `docker network create --driver kuryr --ipam-driver
-  kuryr --subnet 203.0.113.0/24 --gateway 203.0.113.1`. Samples alternate between the two,
-  after one untimed warm-up sample each. The address is polled every 5 ms with `nsenter -t PID
-  -n ip -o -4 addr show scope global`; after that the port is polled every 25 ms with GET
+  --docker-host unix://target/bench/dockerd/docker.sock watch NETWORK --metrics-address
+  127.0.0.1:PORT --concurrency N` against a private dockerd of the same version, started by
+  `bench/private-dockerd.sh` in its own netns, so that other users' Clampify agents on this
+  machine neither see nor attach the benchmark's containers. Because the agent's startup
+  reconcile deletes every Clampify container port bound to this host whose container its
+  dockerd does not run, the harness starts the agent only once no other user's such port
+  exists (it waits up to `BENCH_QUIET_WAIT_S`, 600 s by default). kuryr runs as set up by
+  `lab/kuryr-up.sh`, on the machine's dockerd (kuryr-libnetwork 18.0.0 accepts no other
+  exec root), with a network from `docker network create --driver kuryr --ipam-driver kuryr
+  --subnet 203.0.113.0/24 --gateway 203.0.113.1`. Samples alternate between the two, after
+  one untimed warm-up sample each. The address is polled every 5 ms with `nsenter -t PID -n
+  ip -o -4 addr show scope global`; after that the port is polled every 25 ms with GET
   /v2.0/ports?device_id=ID (the container ID for Clampify, the Docker endpoint ID for kuryr).
-  The lab's Neutron has a single API worker, so polls compete with the product under test;
-  both products pay the same.
+  The lab's Neutron has a single API worker, so polls compete with the product under test,
+  and both products pay the same.
 - Burst: threads released together each run `docker run -d`; one poller checks addresses and
-  then lists the ports of ready containers every 50 ms. Kuryr containers carry
-  `clampify.disable=true` so that the agent leaves them alone.
+  then lists the ports of ready containers every 50 ms. Every container that is not meant
+  for the agent (kuryr's, and those of the Docker bridge measurement) carries
+  `clampify.disable=true`, so that agents on the machine's dockerd leave it alone.
+- `neutron_ceiling_ms`: POST /v2.0/ports with `binding:host_id` = this host and
+  `device_owner` compute:clampify on the agent's network, as the agent's credentials, sent
+  with Python's urllib from as many threads as the burst has containers, at most
+  `BENCH_CONCURRENCY` at a time; the ports are deleted afterwards.
 - Requests per attach: the agent's `clampify_neutron_requests_total` and
   `clampify_keystone_requests_total` from `/metrics`, read before the burst and when every
   container was ready, summed over label sets, divided by the burst size.

@@ -44,6 +44,13 @@ cluster-down:
 cluster-check:
 	lab/cluster-check.sh
 
+.PHONY: demo-cluster
+
+# Clampify across simulated hosts host2..host4, one agent each: cross-host traffic, tenant
+# isolation and `clampify list` per host, then teardown. KEEP=1 keeps it all running.
+demo-cluster: lab
+	scripts/demo-cluster.sh
+
 .PHONY: bench
 # Benchmark Clampify and kuryr-libnetwork on the lab (root); writes target/bench/results.json
 # and docs/benchmarks.md. BENCH_QUICK=1 for a run of a few minutes; see bench/run.sh.

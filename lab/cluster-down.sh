@@ -1,12 +1,12 @@
 #!/bin/bash
 # Remove simulated hosts made by cluster-up.sh.
 #   usage: cluster-down.sh [hostN ...]     (default: all of them)
-# For each host it removes its containers, stops its dockerd, ovn-controller (which deletes its
-# chassis), ovs-vswitchd and ovsdb-server by pid file, deletes its netns, underlay veth and
-# state directory. Once no simulated host is left, host1 gets back its original tunnel address
-# and br-ul is deleted, so the lab is a single host again.
-# Neutron ports bound to a removed host stay in Neutron, for the test or agent that created
-# them to delete.
+# For each host it removes its containers while its Clampify agent (if one is recorded in
+# run/clampify-agent.pid) still runs, so that the agent deletes their ports. Then it stops the
+# agent, dockerd, the API relay, ovn-controller (which deletes its chassis), ovs-vswitchd and
+# ovsdb-server by pid file. It deletes the Neutron ports still bound to the host, and the
+# host's netns, underlay veth and state directory. Once no simulated host is left, host1 gets
+# back its original tunnel address and br-ul is deleted, so the lab is a single host again.
 set -uo pipefail
 LAB_SCRIPT=cluster-down
 LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,17 +22,72 @@ unmount_below() {
       done
 }
 
-remove_host_dockerd() {
+# Succeeds when PIDFILE names a running process whose command line contains PATTERN, so that
+# a stale pid file never gets an unrelated process signalled.
+pidfile_runs() {
+  local pidfile=$1 pattern=$2
+  pidfile_running "$pidfile" \
+    && tr '\0' ' ' < "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q -- "$pattern"
+}
+
+# Logs in once as the lab admin, who can list the ports of every project. Fails when Keystone
+# issues no token.
+neutron_login() {
+  [ -n "${LAB_TOKEN:-}" ] && return 0
+  # shellcheck disable=SC1091
+  LAB_TOKEN=$( . "$LAB_DIR/openrc" && keystone_token "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME" 2>/dev/null)
+  [ -n "$LAB_TOKEN" ]
+}
+
+# Prints the IDs of the Neutron ports bound to HOST, optionally only those of DEVICE_OWNER.
+host_ports() {
+  local host=$1 owner=${2:-}
+  neutron_api GET "/ports?binding:host_id=$host${owner:+&device_owner=$owner}&fields=id" \
+    | jq -r '.ports[].id'
+}
+
+# Containers go first, so that no containerd shim outlives its dockerd, and while the agent
+# runs, so that it deletes their ports as it would on a real host.
+remove_host_containers() {
   local host=$1 dir=$LAB_CLUSTER/$1 sock="unix://$LAB_SOCK_DIR/docker-$1.sock" ids
-  if pidfile_running "$dir/run/dockerd.pid"; then
-    # Containers go first, so that no containerd shim outlives its dockerd.
-    ids=$(timeout 30 docker -H "$sock" ps -aq)
-    if [ -n "$ids" ]; then
-      # shellcheck disable=SC2086
-      timeout 60 docker -H "$sock" rm -f $ids > /dev/null && lab_log "$host: removed containers $(echo $ids)"
-    fi
-    stop_by_pidfile "$host dockerd" "$dir/run/dockerd.pid" 30
+  pidfile_running "$dir/run/dockerd.pid" || return 0
+  ids=$(timeout 30 docker -H "$sock" ps -aq)
+  [ -n "$ids" ] || return 0
+  # shellcheck disable=SC2086
+  timeout 60 docker -H "$sock" rm -f $ids > /dev/null && lab_log "$host: removed containers $(echo $ids)"
+  if pidfile_runs "$dir/run/clampify-agent.pid" clampify && neutron_login; then
+    for _ in $(seq 1 100); do
+      [ -z "$(host_ports "$host" compute:clampify)" ] && return 0
+      sleep 0.1
+    done
+    lab_log "$host: the agent left ports of removed containers after 10 s"
   fi
+}
+
+stop_host_agent() {
+  local host=$1 dir=$LAB_CLUSTER/$1
+  if pidfile_runs "$dir/run/clampify-agent.pid" clampify; then
+    stop_by_pidfile "$host clampify agent" "$dir/run/clampify-agent.pid"
+  fi
+  rm -f "$dir/run/clampify-agent.pid"
+}
+
+# A port bound to a host that no longer exists can never be plugged again.
+delete_host_ports() {
+  local host=$1 port count=0
+  if ! neutron_login; then
+    lab_log "$host: Keystone issued no token, so Neutron ports still bound to $host are left"
+    return 0
+  fi
+  for port in $(host_ports "$host"); do
+    neutron_api DELETE "/ports/$port" > /dev/null && count=$((count + 1))
+  done
+  [ "$count" = 0 ] || lab_log "$host: deleted $count Neutron ports still bound to it"
+}
+
+stop_host_dockerd() {
+  local host=$1 dir=$LAB_CLUSTER/$1
+  stop_by_pidfile "$host dockerd" "$dir/run/dockerd.pid" 30
   # dockerd bind-mounts its netns at <exec-root>/netns/default and leaves it mounted on exit.
   unmount_below "$LAB_SOCK_DIR/docker-$host"
   unmount_below "$dir/docker"
@@ -65,7 +120,13 @@ remove_host_ovn_controller() {
 
 remove_host() {
   local host=$1 dir=$LAB_CLUSTER/$1
-  remove_host_dockerd "$host"
+  remove_host_containers "$host"
+  stop_host_agent "$host"
+  stop_host_dockerd "$host"
+  delete_host_ports "$host"
+  if pidfile_runs "$dir/run/api-relay.pid" cluster-relay; then
+    stop_by_pidfile "$host API relay" "$dir/run/api-relay.pid"
+  fi
   remove_host_ovn_controller "$host"
   stop_by_pidfile "$host ovs-vswitchd" "$dir/run/ovs-vswitchd.pid"
   stop_by_pidfile "$host ovsdb-server" "$dir/run/ovsdb-server.pid"

@@ -7,10 +7,14 @@
 # with its own ovsdb-server, ovs-vswitchd (userspace datapath), ovn-controller (chassis hostN)
 # and dockerd, all connected to the lab's central OVN southbound database over its unix
 # socket. Geneve tunnels run over an underlay in 203.0.113.0/24: a veth pair per host, whose
-# root end is a port of the root bridge br-ul.
+# root end is a port of the root bridge br-ul. A relay (cluster-relay.py) gives each host's
+# loopback the lab's Keystone and Neutron ports, the way a management network gives a real
+# host its controller.
 #
 # For every host it writes LAB_DIR/cluster/hostN.env with the settings a Clampify agent for
-# that host needs. Hosts above HOSTS left from an earlier run are removed. Idempotent.
+# that host needs. A script that starts such an agent (cluster-agent.sh does) writes its PID to
+# LAB_DIR/cluster/hostN/run/clampify-agent.pid, so that cluster-down.sh can stop it.
+# Hosts above HOSTS left from an earlier run are removed. Idempotent.
 set -Eeuo pipefail
 LAB_SCRIPT=cluster-up
 LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,6 +24,8 @@ LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOSTS=${1:-3}
 UNDERLAY_PREFIX=203.0.113
 HOST1_UNDERLAY_IP=$UNDERLAY_PREFIX.1
+# The relay runs on the distribution's Python: it needs only the standard library.
+RELAY_PYTHON=/usr/bin/python3
 trap 'echo "cluster-up: error: command failed at cluster-up.sh line $LINENO (exit status $?)" >&2' ERR
 
 check_lab() {
@@ -170,14 +176,45 @@ start_host_dockerd() {
   fi
 }
 
+# Prints the TCP port of an http:// URL such as http://127.0.0.1:5000/v3.
+url_port() {
+  local authority=${1#*://}
+  authority=${authority%%/*}
+  echo "${authority##*:}"
+}
+
+# Keystone and Neutron listen on the root namespace's loopback only, and the Keystone catalog
+# names 127.0.0.1:9696 for Neutron. The relay listens on those ports on the host's own
+# loopback and forwards every connection to the root namespace, so an agent inside the host
+# uses the lab's openrc unchanged.
+start_host_api_relay() {
+  local host=$1 dir=$LAB_CLUSTER/$1 url code
+  if ! pidfile_running "$dir/run/api-relay.pid"; then
+    setsid "$RELAY_PYTHON" "$LAB_SRC/cluster-relay.py" "/run/netns/$host" \
+      "$(url_port "$KEYSTONE_URL")" "$(url_port "$NEUTRON_URL")" \
+      >> "$dir/log/api-relay.log" 2>&1 < /dev/null &
+    echo $! > "$dir/run/api-relay.pid"
+  fi
+  for url in "$KEYSTONE_URL" "${NEUTRON_URL%/v2.0}/"; do
+    for _ in $(seq 1 50); do
+      code=$(nsenter --net="/run/netns/$host" -- curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null) || true
+      [ "$code" = 200 ] && break
+      sleep 0.1
+    done
+    [ "$code" = 200 ] \
+      || lab_die "$host: $url returned HTTP ${code:-000} from inside the netns, expected 200; see $dir/log/api-relay.log"
+  done
+}
+
 setup_host() {
   local host=$1 index=$2 dir=$LAB_CLUSTER/$1
   create_netns "$host"
   start_host_ovs "$host" "$index"
   start_host_ovn_controller "$host"
   start_host_dockerd "$host"
+  start_host_api_relay "$host"
   write_host_env "$host" "unix:$dir/run/db.sock" "unix://$LAB_SOCK_DIR/docker-$host.sock" "$host" "$host"
-  lab_log "$host: chassis $host, underlay $UNDERLAY_PREFIX.$index, ovs-vswitchd pid $(cat "$dir/run/ovs-vswitchd.pid"), ovn-controller pid $(cat "$dir/run/ovn-controller.pid"), dockerd pid $(cat "$dir/run/dockerd.pid")"
+  lab_log "$host: chassis $host, underlay $UNDERLAY_PREFIX.$index, ovs-vswitchd pid $(cat "$dir/run/ovs-vswitchd.pid"), ovn-controller pid $(cat "$dir/run/ovn-controller.pid"), dockerd pid $(cat "$dir/run/dockerd.pid"), API relay pid $(cat "$dir/run/api-relay.pid")"
 }
 
 remove_extra_hosts() {

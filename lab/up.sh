@@ -229,7 +229,9 @@ render_keystone_conf() {
 [DEFAULT]
 log_file = $LAB_LOGS/keystone.log
 [database]
-connection = sqlite:///$LAB_DATA/keystone.db
+# timeout: a writer waits up to 30 s for SQLite's lock instead of failing at once with
+# "database is locked" (HTTP 500) when logins from several agents run at the same time.
+connection = sqlite:///$LAB_DATA/keystone.db?timeout=30
 [token]
 provider = fernet
 [fernet_tokens]

@@ -24,8 +24,8 @@ elapsed() { echo "$(( $(date +%s) - STARTED ))s"; }
 # Adds the "test result:" counts of a cargo test log to the totals.
 count_cargo_results() {
   local log=$1 p f
-  p=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | paste -sd+ | bc)
-  f=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | paste -sd+ | bc)
+  p=$(awk '/^test result:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^passed/) s += $i } END { print s + 0 }' "$log")
+  f=$(awk '/^test result:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^failed/) s += $i } END { print s + 0 }' "$log")
   passed=$(( passed + ${p:-0} ))
   failed=$(( failed + ${f:-0} ))
 }
@@ -62,7 +62,6 @@ run_step() {
 
 ensure_toolchain() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first"; return 1; }
-  command -v bc >/dev/null || (apt-get update -qq && apt-get install -y -qq bc >/dev/null)
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 }

@@ -448,3 +448,30 @@ async fn write_sysctl_acts_only_inside() {
     let host_after = std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl").unwrap();
     assert_eq!(host_after, host_before);
 }
+
+#[tokio::test]
+async fn plug_veth_enables_ipv6_on_its_interface_only() {
+    require_root();
+    let scratch = ScratchNetns::new();
+    let host = HostLinkGuard::new();
+    // What Docker 20.10 does to a `--network none` container's namespace.
+    for key in ["all", "default"] {
+        let setting = format!("net.ipv6.conf.{key}.disable_ipv6=1");
+        let output = scratch.exec("sysctl", &["-w", &setting]);
+        assert!(output.status.success(), "sysctl -w {setting} failed");
+    }
+
+    plug_veth(&scratch.netns(), &host.name, &dual_stack_interface())
+        .await
+        .unwrap();
+
+    let addresses = addresses(&scratch, "eth0");
+    let ipv6 = addresses
+        .iter()
+        .find(|(address, _)| address == "2001:db8:10::10/64");
+    assert!(ipv6.is_some(), "addresses {addresses:?}");
+    let eth0 = scratch.exec("sysctl", &["-n", "net.ipv6.conf.eth0.disable_ipv6"]);
+    assert_eq!(String::from_utf8_lossy(&eth0.stdout).trim(), "0");
+    let default = scratch.exec("sysctl", &["-n", "net.ipv6.conf.default.disable_ipv6"]);
+    assert_eq!(String::from_utf8_lossy(&default.stdout).trim(), "1");
+}

@@ -16,7 +16,7 @@ use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use super::error::netlink_cause;
 use super::ethtool;
 use super::link::{validate_ifname, InterfaceConfig, Route};
-use super::netns::Netns;
+use super::netns::{write_sysctl, Netns};
 use super::rtnl::Rtnl;
 use super::PlumbingError;
 
@@ -136,6 +136,17 @@ async fn configure_inside(
             source: io::Error::from(io::ErrorKind::NotFound),
         })?;
 
+    // Docker 20.10 creates `--network none` namespaces with IPv6 disabled on every interface
+    // (net.ipv6.conf.default.disable_ipv6=1), and the kernel rejects IPv6 addresses on such an
+    // interface with EACCES. Enabling IPv6 on this interface alone leaves the rest as it was.
+    if iface
+        .addresses
+        .iter()
+        .any(|address| address.addr().is_ipv6())
+    {
+        let key = format!("net/ipv6/conf/{}/disable_ipv6", iface.name);
+        write_sysctl(netns, &key, "0").await?;
+    }
     for address in &iface.addresses {
         add_address(inside, index, *address, &iface.name, &path).await?;
     }

@@ -50,7 +50,9 @@ class Config:
         self.attach_pairs = int(environ.get("BENCH_ATTACH_N", 20 if quick else 40))
         self.burst_n = int(environ.get("BENCH_BURST_N", 20 if quick else 50))
         self.burst_rounds = int(environ.get("BENCH_BURST_ROUNDS", 1 if quick else 3))
-        self.concurrency = int(environ.get("BENCH_CONCURRENCY", self.burst_n))
+        # The agent's --concurrency and the ceiling's requests in flight. Unset, the agent
+        # keeps its default and the ceiling uses the value the agent logs at start.
+        self.concurrency = int(environ["BENCH_CONCURRENCY"]) if environ.get("BENCH_CONCURRENCY") else None
         self.private_dockerd = environ.get("BENCH_PRIVATE_DOCKERD", "0") not in ("", "0")
         # Seconds to wait for other users' Clampify ports on this host to go, see
         # Bench.wait_for_foreign_ports.
@@ -286,7 +288,7 @@ class Bench:
                                     config.network, self.agent_log, concurrency=config.concurrency,
                                     extra_args=["--docker-host", self.agent_docker_env["DOCKER_HOST"]])
         self.agent.start()
-        time.sleep(2)  # startup reconcile settles
+        time.sleep(2)  # lets the startup reconcile finish
         self.results["agent_rss_mib_idle"] = round(host.memory_mib(self.agent.pid)["rss"], 1)
         self.details["agent_command"] = " ".join(self.agent.args)
         log(f"agent: pid {self.agent.pid}, {self.agent.metrics_url}, "
@@ -385,10 +387,18 @@ class Bench:
             bursts.append(entry)
             log(f"burst: {target.name} {data['burst_ms']:.0f} ms, cleanup {data['cleanup_ms']:.0f} ms")
         if "ceiling" in config.parts:
-            data = ceiling.measure(self.cloud, network_id, config.burst_n, config.concurrency,
+            data = ceiling.measure(self.cloud, network_id, config.burst_n, self.burst_concurrency(),
                                    host.random_suffix())
             bursts.append({"round": round_index, "product": "ceiling", "n": config.burst_n, **data})
             log(f"ceiling: {config.burst_n} port creates returned after {data['ceiling_ms']:.0f} ms")
+
+    def burst_concurrency(self):
+        """Return the requests in flight for the ceiling: the agent's concurrency when known."""
+        if self.config.concurrency:
+            return self.config.concurrency
+        if self.agent is not None and self.agent.concurrency:
+            return self.agent.concurrency
+        return self.config.burst_n
 
     def read_counters(self):
         return {name: self.agent.counter(name) for name in COUNTERS}
@@ -398,6 +408,7 @@ class Bench:
         if not bursts:
             return
         self.results["burst_containers"] = self.config.burst_n
+        self.results["burst_concurrency"] = self.burst_concurrency()
 
         def median_of(product, key):
             values = [b[key] for b in bursts if b["product"] == product]

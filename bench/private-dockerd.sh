@@ -4,7 +4,7 @@
 #   private-dockerd.sh stop DIR
 # none: --bridge=none. The agent measurements use it, so that other users' Clampify agents
 #   on this machine never see the benchmark's containers, and the benchmark's agent never
-#   sees theirs. The agent plugs containers through /proc/PID/ns/net, so dockerd's own netns
+#   handles theirs. The agent plugs containers through /proc/PID/ns/net, so dockerd's own netns
 #   does not matter to it. kuryr-libnetwork 18.0.0 cannot use such a daemon: it rejects a
 #   SandboxKey outside /var/run/docker/netns, the machine dockerd's exec root.
 # bridge: docker0 on 198.51.100.1/24, no NAT and no iptables rules. The Docker bridge
@@ -39,6 +39,7 @@ start() {
     bridge) network_args=(--bip 198.51.100.1/24) ;;
     *) lab_die "unknown mode '$mode': use none or bridge" ;;
   esac
+
   mkdir -p "$dir/data" "$dir/exec"
   # containerd nests its sockets under the exec root, and a unix socket path has at most
   # 107 bytes.
@@ -59,6 +60,7 @@ start() {
       sleep 0.1
     done
   fi
+
   timeout 10 docker -H "$sock" version > /dev/null 2>&1 \
     || lab_die "private dockerd did not respond on $sock, see $dir/dockerd.log"
   if ! docker -H "$sock" image inspect "$LAB_IMAGE" > /dev/null 2>&1; then

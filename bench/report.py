@@ -253,8 +253,8 @@ def render(results, details, plots):
         f"{fmt(burst_n)} `docker run -d` started at once, until every container has its address "
         "and an ACTIVE port. The Neutron ceiling is the same number of POST /v2.0/ports "
         "(bound to this host, device_owner compute:clampify) sent straight to Neutron at the "
-        "agent's concurrency, until the last reply: ports that nothing plugs never turn ACTIVE, "
-        "so the ceiling stops at the replies. "
+        f"agent's concurrency ({fmt(results.get('burst_concurrency'))} in flight), until the last "
+        "reply: ports that nothing plugs never turn ACTIVE, so the ceiling stops at the replies. "
         f"Median of {fmt(results.get('burst_rounds'))} round(s).",
         "",
         "| figure | value |",
@@ -309,7 +309,7 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
   harness starts a private dockerd in its own netns (`bench/private-dockerd.sh`).
 - `e2e_attach_ms` and `kuryr_attach_ms`: the agent runs as `clampify --openrc agent-openrc
   --docker-host unix://target/bench/dockerd/docker.sock watch NETWORK --metrics-address
-  127.0.0.1:PORT --concurrency N` against a private dockerd of the same version, started by
+  127.0.0.1:PORT` (plus `--concurrency N` when `BENCH_CONCURRENCY` is set) against a private dockerd of the same version, started by
   `bench/private-dockerd.sh` in its own netns, so that other users' Clampify agents on this
   machine neither see nor attach the benchmark's containers. Because the agent's startup
   reconcile deletes every Clampify container port bound to this host whose container its
@@ -336,7 +336,7 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
   container was ready, summed over label sets, divided by the burst size.
 - Memory: `/proc/PID/status` VmRSS and VmHWM (peak since the process started).
 
-Leftovers of an interrupted run: `sudo python3 bench/bench.py cleanup` and `lab/kuryr-down.sh`.
+Leftovers of an interrupted run: `python3 bench/bench.py cleanup` (as root) removes them.
 Smaller or larger runs: `BENCH_DOCKER_N`, `BENCH_LOCAL_N`, `BENCH_LOCAL_ROUNDS`,
 `BENCH_ATTACH_N`, `BENCH_BURST_N`, `BENCH_BURST_ROUNDS`, `BENCH_CONCURRENCY` (see
 `bench/bench.py`), and `BENCH_PARTS` to run a subset of `docker shell plumbing agent kuryr

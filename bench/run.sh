@@ -58,7 +58,7 @@ status=0
 rm -f "$BENCH_OUT/results.json" "$BENCH_OUT/samples.json"
 /usr/bin/python3 bench/bench.py run 2>&1 | tee "$BENCH_OUT/bench.log" || status=$?
 log "benchmark took $(( $(date +%s) - started )) s"
-# A run with a failed part still writes the figures it measured, and the page says what failed.
+# A run with a failed part still writes the figures it measured, and the page lists what failed.
 if [ -f "$BENCH_OUT/results.json" ]; then
   "$VENV/bin/python" bench/report.py
 fi

@@ -5,6 +5,7 @@ it, and which Neutron device_id its port carries, so that the measurements can f
 """
 
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -83,6 +84,8 @@ class Agent:
             self.args += ["--concurrency", str(concurrency)]
         self.log_path = log_path
         self.process = None
+        # Containers the agent works on at once, from its "agent started" log line.
+        self.concurrency = concurrency
 
     def start(self, timeout_s=60):
         """Start the agent in its own session and wait until its /metrics responds."""
@@ -98,12 +101,20 @@ class Agent:
                                         f"{self.process.returncode}, see {self.log_path}")
             try:
                 self.scrape()
-                return
             except OSError:
                 time.sleep(0.1)
+                continue
+            self.concurrency = self.concurrency or self._logged_concurrency()
+            return
         self.stop()
         raise host.CommandError(f"the agent's {self.metrics_url} did not respond within "
                                 f"{timeout_s} s, see {self.log_path}")
+
+    def _logged_concurrency(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as agent_log:
+            text = re.sub(r"\x1b\[[0-9;]*m", "", agent_log.read())
+        match = re.search(r"agent started.*\bconcurrency=(\d+)", text)
+        return int(match.group(1)) if match else None
 
     @property
     def pid(self):

@@ -185,8 +185,8 @@ class Bench:
         bridge_dir = os.path.join(config.out, "dockerd-bridge")
         use_private = config.private_dockerd or not docker_bridge.bridge_usable(env)
         if use_private:
-            log("docker: the machine's dockerd has no bridge network (or BENCH_PRIVATE_DOCKERD=1); "
-                "using a private dockerd in its own netns")
+            log("docker: the machine's dockerd has no usable bridge network (or "
+                "BENCH_PRIVATE_DOCKERD=1); using a private dockerd in its own netns")
             sock = host.run([PRIVATE_DOCKERD, "start", bridge_dir, "bridge"]).strip().splitlines()[-1]
             env = dict(env, DOCKER_HOST=sock)
         try:

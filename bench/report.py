@@ -305,7 +305,7 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
   `ovs-vsctl del-port` + `ip link del`, not timed.
 - `docker_bridge_ms`: pairs of `docker run -d --network none|bridge clampify-busybox:latest
   sleep 600`, the order alternating per pair, each removed before the next; the figure is the
-  median of the per-pair differences. When the machine's dockerd has no bridge network the
+  median of the per-pair differences. When the machine's dockerd has no usable bridge network the
   harness starts a private dockerd in its own netns (`bench/private-dockerd.sh`).
 - `e2e_attach_ms` and `kuryr_attach_ms`: the agent runs as `clampify --openrc agent-openrc
   --docker-host unix://target/bench/dockerd/docker.sock watch NETWORK --metrics-address

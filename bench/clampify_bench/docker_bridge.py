@@ -9,10 +9,17 @@ SKIP_LABEL = "clampify.disable=true"
 
 
 def bridge_usable(env):
-    """Tell whether the dockerd at env's DOCKER_HOST has a network called bridge."""
-    output = host.run(["docker", "network", "ls", "--filter", "driver=bridge",
-                       "--format", "{{.Name}}"], env=env, check=False)
-    return "bridge" in output.split()
+    """Tell whether the dockerd at env's DOCKER_HOST has a network called bridge whose
+    Linux bridge (docker0) exists in this netns, so that `docker run --network bridge` works.
+
+    The link is looked up in this process's netns, so call it for the machine's dockerd only.
+    """
+    output = host.run(["docker", "network", "inspect", "bridge", "--format",
+                       '{{index .Options "com.docker.network.bridge.name"}}'],
+                      env=env, check=False).strip()
+    if not output:
+        return False
+    return host.run(["ip", "link", "show", output], check=False) != ""
 
 
 def _run_once(network, name, image, env):

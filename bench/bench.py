@@ -181,23 +181,37 @@ class Bench:
     # ------------------------------------------------------------ parts
 
     def part_docker(self):
-        config, env = self.config, self.machine_docker_env
-        bridge_dir = os.path.join(config.out, "dockerd-bridge")
-        use_private = config.private_dockerd or not docker_bridge.bridge_usable(env)
+        config = self.config
+        use_private = config.private_dockerd or not docker_bridge.bridge_usable(self.machine_docker_env)
+        if not use_private:
+            try:
+                data = self.measure_docker(self.machine_docker_env, "the machine's")
+            except host.CommandError as err:
+                if docker_bridge.bridge_usable(self.machine_docker_env):
+                    raise
+                # Another user's dockerd started with --bridge=none in the host netns
+                # deletes docker0 while the machine's dockerd still lists its bridge network.
+                log(f"docker: docker0 vanished during the measurement ({err}); starting over")
+                use_private = True
         if use_private:
             log("docker: the machine's dockerd has no usable bridge network (or "
                 "BENCH_PRIVATE_DOCKERD=1); using a private dockerd in its own netns")
+            bridge_dir = os.path.join(config.out, "dockerd-bridge")
             sock = host.run([PRIVATE_DOCKERD, "start", bridge_dir, "bridge"]).strip().splitlines()[-1]
-            env = dict(env, DOCKER_HOST=sock)
-        try:
-            log(f"docker: {config.docker_pairs} interleaved pairs of docker run -d on none and bridge")
-            data = docker_bridge.measure(config.docker_pairs, config.image, env, log)
-        finally:
-            if use_private:
+            try:
+                data = self.measure_docker(dict(self.machine_docker_env, DOCKER_HOST=sock),
+                                           "a private (bench/private-dockerd.sh bridge)")
+            finally:
                 host.run([PRIVATE_DOCKERD, "stop", bridge_dir], check=False)
-        data["dockerd"] = "a private (bench/private-dockerd.sh bridge)" if use_private else "the machine's"
         self.results.update(data.pop("results"))
         self.details["docker"] = data
+
+    def measure_docker(self, env, dockerd):
+        log(f"docker: {self.config.docker_pairs} interleaved pairs of docker run -d on none "
+            f"and bridge, on {dockerd} dockerd")
+        data = docker_bridge.measure(self.config.docker_pairs, self.config.image, env, log)
+        data["dockerd"] = dockerd
+        return data
 
     def part_local(self):
         config = self.config

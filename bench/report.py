@@ -252,9 +252,9 @@ def render(results, details, plots):
         "",
         f"{fmt(burst_n)} `docker run -d` started at once, until every container has its address "
         "and an ACTIVE port. The Neutron ceiling is the same number of POST /v2.0/ports "
-        "(bound to this host, device_owner compute:clampify) sent straight to Neutron at the "
-        f"agent's concurrency ({fmt(results.get('burst_concurrency'))} in flight), until the last "
-        "reply: ports that nothing plugs never turn ACTIVE, so the ceiling stops at the replies. "
+        "(bound to this host, device_owner compute:clampify), sent straight to Neutron with as "
+        f"many in flight as the agent works on at once ({fmt(results.get('burst_concurrency'))}). "
+        "It ends at the last reply, because ports that nothing plugs never turn ACTIVE. "
         f"Median of {fmt(results.get('burst_rounds'))} round(s).",
         "",
         "| figure | value |",
@@ -309,28 +309,29 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
   harness starts a private dockerd in its own netns (`bench/private-dockerd.sh`).
 - `e2e_attach_ms` and `kuryr_attach_ms`: the agent runs as `clampify --openrc agent-openrc
   --docker-host unix://target/bench/dockerd/docker.sock watch NETWORK --metrics-address
-  127.0.0.1:PORT` (plus `--concurrency N` when `BENCH_CONCURRENCY` is set) against a private dockerd of the same version, started by
-  `bench/private-dockerd.sh` in its own netns, so that other users' Clampify agents on this
-  machine neither see nor attach the benchmark's containers. Because the agent's startup
-  reconcile deletes every Clampify container port bound to this host whose container its
-  dockerd does not run, the harness starts the agent only once no other user's such port
-  exists (it waits up to `BENCH_QUIET_WAIT_S`, 600 s by default). kuryr runs as set up by
-  `lab/kuryr-up.sh`, on the machine's dockerd (kuryr-libnetwork 18.0.0 accepts no other
-  exec root), with a network from `docker network create --driver kuryr --ipam-driver kuryr
-  --subnet 203.0.113.0/24 --gateway 203.0.113.1`. Samples alternate between the two, after
-  one untimed warm-up sample each. The address is polled every 5 ms with `nsenter -t PID -n
-  ip -o -4 addr show scope global`; after that the port is polled every 25 ms with GET
-  /v2.0/ports?device_id=ID (the container ID for Clampify, the Docker endpoint ID for kuryr).
-  The lab's Neutron has a single API worker, so polls compete with the product under test,
-  and both products pay the same.
+  127.0.0.1:PORT`, plus `--concurrency N` when `BENCH_CONCURRENCY` is set. Its dockerd is a
+  private one of the same version, started by `bench/private-dockerd.sh` in its own netns, so
+  that other users' Clampify agents on this machine neither see nor attach the benchmark's
+  containers. The agent's startup reconcile deletes every Clampify container port bound to
+  this host whose container its dockerd does not run. So the harness starts the agent only
+  once no other user's such port exists, and waits up to `BENCH_QUIET_WAIT_S` (600 s by
+  default) for that. kuryr runs as set up by `lab/kuryr-up.sh`, on the machine's dockerd,
+  because kuryr-libnetwork 18.0.0 accepts no other exec root. Its network comes from `docker
+  network create --driver kuryr --ipam-driver kuryr --subnet 203.0.113.0/24 --gateway
+  203.0.113.1`. Samples alternate between the two, after one untimed warm-up sample each.
+  The address is polled every 5 ms with `nsenter -t PID -n ip -o -4 addr show scope global`.
+  After that the port is polled every 25 ms with GET /v2.0/ports?device_id=ID, where ID is
+  the container ID for Clampify and the Docker endpoint ID for kuryr. The lab's Neutron has a
+  single API worker, so polls compete with the product under test, and both products pay
+  the same.
 - Burst: threads released together each run `docker run -d`; one poller checks addresses and
   then lists the ports of ready containers every 50 ms. Every container that is not meant
   for the agent (kuryr's, and those of the Docker bridge measurement) carries
   `clampify.disable=true`, so that agents on the machine's dockerd leave it alone.
 - `neutron_ceiling_ms`: POST /v2.0/ports with `binding:host_id` = this host and
-  `device_owner` compute:clampify on the agent's network, as the agent's credentials, sent
-  with Python's urllib from as many threads as the burst has containers, at most
-  `BENCH_CONCURRENCY` at a time; the ports are deleted afterwards.
+  `device_owner` compute:clampify on the agent's network, with the agent's credentials. They
+  go out through Python's urllib from one thread per burst container, with as many in
+  flight as the agent's concurrency. The ports are deleted afterwards.
 - Requests per attach: the agent's `clampify_neutron_requests_total` and
   `clampify_keystone_requests_total` from `/metrics`, read before the burst and when every
   container was ready, summed over label sets, divided by the burst size.

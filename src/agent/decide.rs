@@ -5,11 +5,16 @@
 //!
 //! Rules:
 //! - A port is *plugged* when an OVS row on the bridge has `external_ids:iface-id` equal to
-//!   the port ID and the row's host link exists. A row without its link is stale: the
-//!   kernel deletes a veth when its container's netns goes, but OVS keeps the row.
+//!   the port ID, the row's host link exists, and the row records the container's current
+//!   netns. A row without its link is stale: the kernel deletes a veth when its container's
+//!   netns goes, but OVS keeps the row. A row of an earlier netns of a running container is
+//!   stale too: the kernel keeps an old netns, and its veth, while anything references it.
 //! - A port is kept while its `device_id` names an existing container, running or stopped,
 //!   so that a stopped container gets the same port, MAC and IPs when it starts again.
-//!   Only a port whose container no longer exists is deleted.
+//!   Only a port whose container no longer exists is deleted, and only when the port is
+//!   *owned*: created for this agent's dockerd. Another dockerd on the same host, with its
+//!   own agent, may run the container of any other port, so such a port and its OVS rows
+//!   are left alone.
 //! - A running container that wants a network gets a port on it: the plugged one if there is
 //!   one, else its existing port re-plugged, else a new port. Its ports on other networks
 //!   (for example from `clampify insert`) are re-plugged when unplugged.
@@ -37,6 +42,9 @@ pub struct RunningContainer {
     /// Full container ID, as stored in the port's `device_id`.
     pub id: String,
     pub wanted: Wanted,
+    /// The container's current netns, in the form of [`OvsRow::netns`]; `None` matches
+    /// every row.
+    pub netns: Option<String>,
 }
 
 /// A Clampify port bound to this host, as Neutron lists it.
@@ -48,6 +56,8 @@ pub struct PortState {
     pub network_id: String,
     /// Neutron's `status` (`ACTIVE`, `DOWN`, `BUILD`), for logs only.
     pub status: String,
+    /// Whether the port was created for this agent's dockerd.
+    pub owned: bool,
 }
 
 /// An OVS Interface row that Clampify created on the integration bridge.
@@ -63,12 +73,16 @@ pub struct OvsRow {
     pub iface_id: Option<String>,
     /// Whether a link named `ifname` exists in the host netns.
     pub link_exists: bool,
+    /// `external_ids:clampify-netns`, the netns the port was plugged into.
+    pub netns: Option<String>,
 }
 
 /// Ports and OVS rows on this host.
 ///
-/// Gather both before listing containers. A container created in between then shows up in
-/// the container list, and its new port is not mistaken for the port of a removed container.
+/// Read the OVS rows first, then the ports, then list the containers. A port is created
+/// before its row, so every row read names a port in the list and is not taken for a row
+/// without a port. A container created in between shows up in the container list, and its
+/// new port is not mistaken for the port of a removed container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostState {
     pub ports: Vec<PortState>,
@@ -102,22 +116,26 @@ pub fn reconcile(
     host: &HostState,
 ) -> Vec<Action> {
     let exists = |id: &str| existing_containers.contains(id) || running.iter().any(|c| c.id == id);
-    let orphans: Vec<&PortState> = host
-        .ports
-        .iter()
-        .filter(|p| !exists(&p.device_id))
-        .collect();
-    let live_ports: HashSet<&str> = host
-        .ports
-        .iter()
-        .filter(|p| exists(&p.device_id))
-        .map(|p| p.id.as_str())
-        .collect();
+    let (live, missing): (Vec<&PortState>, Vec<&PortState>) =
+        host.ports.iter().partition(|p| exists(&p.device_id));
+    let live_ports: HashSet<&str> = live.iter().map(|p| p.id.as_str()).collect();
+    let (orphans, foreign): (Vec<&PortState>, Vec<&PortState>) =
+        missing.into_iter().partition(|p| p.owned);
+    let foreign_ports: HashSet<&str> = foreign.iter().map(|p| p.id.as_str()).collect();
+    let earlier_run = |row: &OvsRow| {
+        let port = host
+            .ports
+            .iter()
+            .find(|p| Some(p.id.as_str()) == row.iface_id.as_deref());
+        let container = port.and_then(|p| running.iter().find(|c| c.id == p.device_id));
+        container.is_some_and(|c| !is_current(row, c.netns.as_deref()))
+    };
 
     let mut plan: Vec<Action> = host
         .ovs_rows
         .iter()
-        .filter(|row| is_stale(row, &live_ports))
+        .filter(|row| !is_row_of(row, &foreign_ports))
+        .filter(|row| is_stale(row, &live_ports) || earlier_run(row))
         .map(remove_row)
         .collect();
     plan.extend(orphans.iter().map(|port| Action::DeletePort {
@@ -126,7 +144,8 @@ pub fn reconcile(
     }));
     for container in running {
         if let Wanted::Networks(networks) = &container.wanted {
-            plan.extend(attaches(&container.id, networks, host));
+            let netns = container.netns.as_deref();
+            plan.extend(attaches(&container.id, netns, networks, host));
         }
     }
     plan
@@ -163,7 +182,7 @@ pub fn plan_event(
                 .filter(|row| !row.link_exists)
                 .map(remove_row)
                 .collect();
-            plan.extend(attaches(container, networks, host));
+            plan.extend(attaches(container, None, networks, host));
             plan
         }
         EventAction::Die => rows.map(remove_row).collect(),
@@ -181,7 +200,12 @@ pub fn plan_event(
 /// Plans the attaches of one running container. For a network with several ports of this
 /// container, one plugged port is enough. If none is plugged, the lowest port ID is
 /// re-plugged, so that every run picks the same one.
-fn attaches(container: &str, networks: &[String], host: &HostState) -> Vec<Action> {
+fn attaches(
+    container: &str,
+    netns: Option<&str>,
+    networks: &[String],
+    host: &HostState,
+) -> Vec<Action> {
     let mut plan = Vec::new();
     let mut wanted = BTreeSet::new();
     for network in networks {
@@ -192,7 +216,7 @@ fn attaches(container: &str, networks: &[String], host: &HostState) -> Vec<Actio
             .filter(|p| p.network_id == *network)
             .collect();
         on_network.sort_by(|a, b| a.id.cmp(&b.id));
-        if on_network.iter().any(|port| is_plugged(port, host)) {
+        if on_network.iter().any(|port| is_plugged(port, netns, host)) {
             continue;
         }
         plan.push(attach(
@@ -203,7 +227,7 @@ fn attaches(container: &str, networks: &[String], host: &HostState) -> Vec<Actio
     }
 
     let others = ports_of(container, host).filter(|p| !wanted.contains(p.network_id.as_str()));
-    for port in others.filter(|port| !is_plugged(port, host)) {
+    for port in others.filter(|port| !is_plugged(port, netns, host)) {
         plan.push(attach(container, &port.network_id, Some(port.id.clone())));
     }
     plan
@@ -217,17 +241,28 @@ fn ports_of<'a>(container: &'a str, host: &'a HostState) -> impl Iterator<Item =
 
 /// Returns whether the row is stale: its link is gone, or its `iface-id` names no kept port.
 fn is_stale(row: &OvsRow, live_ports: &HashSet<&str>) -> bool {
-    let port_kept = row
-        .iface_id
-        .as_deref()
-        .is_some_and(|id| live_ports.contains(id));
-    !row.link_exists || !port_kept
+    !row.link_exists || !is_row_of(row, live_ports)
 }
 
-fn is_plugged(port: &PortState, host: &HostState) -> bool {
-    host.ovs_rows
-        .iter()
-        .any(|row| row.link_exists && row.iface_id.as_deref() == Some(port.id.as_str()))
+fn is_row_of(row: &OvsRow, ports: &HashSet<&str>) -> bool {
+    row.iface_id.as_deref().is_some_and(|id| ports.contains(id))
+}
+
+fn is_plugged(port: &PortState, netns: Option<&str>, host: &HostState) -> bool {
+    host.ovs_rows.iter().any(|row| {
+        row.link_exists
+            && row.iface_id.as_deref() == Some(port.id.as_str())
+            && is_current(row, netns)
+    })
+}
+
+/// Returns whether the row records `netns`, the container's current netns. Either side
+/// being unknown counts as a match.
+fn is_current(row: &OvsRow, netns: Option<&str>) -> bool {
+    match (row.netns.as_deref(), netns) {
+        (Some(recorded), Some(current)) => recorded == current,
+        _ => true,
+    }
 }
 
 fn remove_row(row: &OvsRow) -> Action {
@@ -258,6 +293,15 @@ mod tests {
             device_id: device_id.into(),
             network_id: network_id.into(),
             status: "ACTIVE".into(),
+            owned: true,
+        }
+    }
+
+    /// Builds a port created for another dockerd on the host, or one that records no dockerd.
+    fn foreign_port(id: &str, device_id: &str, network_id: &str) -> PortState {
+        PortState {
+            owned: false,
+            ..port(id, device_id, network_id)
         }
     }
 
@@ -266,6 +310,21 @@ mod tests {
             ifname: ifname.into(),
             iface_id: iface_id.map(Into::into),
             link_exists,
+            netns: None,
+        }
+    }
+
+    fn row_in(ifname: &str, iface_id: &str, netns: &str) -> OvsRow {
+        OvsRow {
+            netns: Some(netns.into()),
+            ..row(ifname, Some(iface_id), true)
+        }
+    }
+
+    fn wants_in(id: &str, networks: &[&str], netns: &str) -> RunningContainer {
+        RunningContainer {
+            netns: Some(netns.into()),
+            ..wants(id, networks)
         }
     }
 
@@ -274,6 +333,7 @@ mod tests {
         RunningContainer {
             id: id.into(),
             wanted: Wanted::Networks(networks),
+            netns: None,
         }
     }
 
@@ -281,6 +341,7 @@ mod tests {
         RunningContainer {
             id: id.into(),
             wanted: Wanted::Skip,
+            netns: None,
         }
     }
 
@@ -425,6 +486,59 @@ mod tests {
                     ovs_rows: vec![],
                 },
                 expected: vec![replug(C1, "net1", "pa")],
+            },
+            Case {
+                name: "row of current netns is plugged",
+                running: vec![wants_in(C1, &["net1"], "/proc/200/ns/net")],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![port("p1", C1, "net1")],
+                    ovs_rows: vec![row_in("tapp1", "p1", "/proc/200/ns/net")],
+                },
+                expected: vec![],
+            },
+            Case {
+                name: "lingering veth of earlier run replaced",
+                running: vec![wants_in(C1, &["net1"], "/proc/200/ns/net")],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![port("p1", C1, "net1")],
+                    ovs_rows: vec![row_in("tapp1", "p1", "/proc/100/ns/net")],
+                },
+                expected: vec![remove("tapp1"), replug(C1, "net1", "p1")],
+            },
+            Case {
+                name: "foreign port of missing container left alone",
+                running: vec![wants(C1, &["net1"])],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![port("p1", C1, "net1"), foreign_port("p8", GONE, "net1")],
+                    ovs_rows: vec![
+                        row("tapp1", Some("p1"), true),
+                        row("tapp8", Some("p8"), true),
+                    ],
+                },
+                expected: vec![],
+            },
+            Case {
+                name: "foreign port's stale row left alone",
+                running: vec![],
+                existing: ids(&[]),
+                host: HostState {
+                    ports: vec![foreign_port("p8", GONE, "net1")],
+                    ovs_rows: vec![row("tapp8", Some("p8"), false)],
+                },
+                expected: vec![],
+            },
+            Case {
+                name: "foreign port of own container re-plugged",
+                running: vec![wants(C1, &["net1"])],
+                existing: ids(&[C1]),
+                host: HostState {
+                    ports: vec![foreign_port("p1", C1, "net1")],
+                    ovs_rows: vec![row("tapp1", Some("p1"), false)],
+                },
+                expected: vec![remove("tapp1"), replug(C1, "net1", "p1")],
             },
             Case {
                 name: "running container missing from list keeps port",

@@ -14,6 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use crate::docker::NetworkMode;
 
 pub const NETWORKS_LABEL: &str = "clampify.networks";
@@ -104,6 +106,25 @@ pub enum LabelError {
 
     #[error("label {label}: {entry:?} is not an IP address")]
     InvalidIp { label: &'static str, entry: String },
+
+    #[error("label {label}: {ip} is in no subnet of the requested networks: request an address of one of their subnets")]
+    IpOutsideSubnets { label: &'static str, ip: IpAddr },
+}
+
+/// Checks that every address of `clampify.ips` lies in one of `subnets`, the subnets of all
+/// requested networks. Each port gets the addresses that its network's subnets contain, so
+/// an address outside all of them would be dropped without a word.
+pub fn check_ips_in_subnets(ips: &[IpAddr], subnets: &[IpNet]) -> Result<(), LabelError> {
+    match ips
+        .iter()
+        .find(|ip| !subnets.iter().any(|subnet| subnet.contains(*ip)))
+    {
+        Some(ip) => Err(LabelError::IpOutsideSubnets {
+            label: IPS_LABEL,
+            ip: *ip,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Decides from a container's labels and network mode whether to attach it, and to what.
@@ -460,6 +481,30 @@ mod tests {
             let err = evaluate(&labels, &NetworkMode::None, &[]).unwrap_err();
             assert_eq!(err.to_string(), expected, "labels {labels:?}");
         }
+    }
+
+    #[test]
+    fn ips_must_lie_in_requested_subnets() {
+        let subnets: Vec<IpNet> = vec![
+            "198.51.100.0/24".parse().unwrap(),
+            "2001:db8:100::/64".parse().unwrap(),
+        ];
+        let inside: Vec<IpAddr> = vec![
+            "198.51.100.7".parse().unwrap(),
+            "2001:db8:100::7".parse().unwrap(),
+        ];
+        let outside: Vec<IpAddr> = vec![
+            "198.51.100.7".parse().unwrap(),
+            "203.0.113.7".parse().unwrap(),
+        ];
+
+        assert_eq!(check_ips_in_subnets(&inside, &subnets), Ok(()));
+        assert_eq!(check_ips_in_subnets(&[], &[]), Ok(()));
+        let err = check_ips_in_subnets(&outside, &subnets).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "label clampify.ips: 203.0.113.7 is in no subnet of the requested networks: request an address of one of their subnets"
+        );
     }
 
     #[test]

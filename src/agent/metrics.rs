@@ -14,6 +14,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::openstack::Session;
+
 /// Label of the reconcile action counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
@@ -29,14 +31,21 @@ pub struct Metrics {
     pub attaches: Counter,
     pub attach_failures: Counter,
     pub detaches: Counter,
-    /// Clampify ports bound to this host, as of the last reconcile or change.
+    /// Clampify container ports bound to this host: counted by each reconcile pass, then
+    /// changed by the ports the agent creates and deletes.
     pub ports_managed: Gauge,
     pub event_stream_reconnects: Counter,
     pub reconcile_actions: Family<ActionLabel, Counter>,
     /// Whether the Docker event stream is connected now.
     pub event_stream_up: AtomicBool,
-    /// Whether the last Neutron request succeeded.
+    /// Whether Neutron responded to the port listing of the last reconcile pass.
+    /// NOTE: reconcile runs at start and after each reconnect to dockerd only, so this can
+    /// be stale; failed attaches show in `attach_failures` sooner.
     pub neutron_up: AtomicBool,
+    /// HTTP requests the agent's OpenStack session sent, copied from it at each scrape.
+    pub neutron_requests: Counter,
+    pub keystone_requests: Counter,
+    session: std::sync::OnceLock<Session>,
 }
 
 impl Metrics {
@@ -54,6 +63,9 @@ impl Metrics {
             reconcile_actions: Family::default(),
             event_stream_up: AtomicBool::new(false),
             neutron_up: AtomicBool::new(true),
+            neutron_requests: Counter::default(),
+            keystone_requests: Counter::default(),
+            session: std::sync::OnceLock::new(),
         };
         metrics.register();
         metrics
@@ -96,6 +108,34 @@ impl Metrics {
             "Actions taken by reconcile passes",
             self.reconcile_actions.clone(),
         );
+        registry.register(
+            "neutron_requests",
+            "HTTP requests sent to Neutron",
+            self.neutron_requests.clone(),
+        );
+        registry.register(
+            "keystone_requests",
+            "HTTP requests sent to Keystone",
+            self.keystone_requests.clone(),
+        );
+    }
+
+    /// Sets the session whose request counts the metrics report; the first call wins.
+    pub fn count_requests_of(&self, session: Session) {
+        let _ = self.session.set(session);
+    }
+
+    /// Brings the request counters up to the session's totals.
+    fn sync_request_counters(&self) {
+        let Some(session) = self.session.get() else {
+            return;
+        };
+        let neutron_seen = self.neutron_requests.get();
+        let keystone_seen = self.keystone_requests.get();
+        let neutron_new = session.neutron_requests().saturating_sub(neutron_seen);
+        let keystone_new = session.keystone_requests().saturating_sub(keystone_seen);
+        self.neutron_requests.inc_by(neutron_new);
+        self.keystone_requests.inc_by(keystone_new);
     }
 
     /// Counts one reconcile action of the given kind.
@@ -109,6 +149,7 @@ impl Metrics {
 
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self) -> String {
+        self.sync_request_counters();
         let mut text = String::new();
         if encode(&mut text, &self.registry).is_err() {
             text.clear();
@@ -205,6 +246,26 @@ mod tests {
             text.contains("clampify_reconcile_actions_total{action=\"delete_port\"} 1"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn render_copies_request_totals() {
+        let server = wiremock::MockServer::start().await;
+        crate::openstack::testing::keystone(&server, "token-1")
+            .mount(&server)
+            .await;
+        let session = crate::openstack::testing::session(&server);
+        session.network_endpoint().await.unwrap();
+        let metrics = Metrics::new();
+        metrics.count_requests_of(session);
+
+        let text = metrics.render();
+
+        assert!(
+            text.contains("clampify_keystone_requests_total 1"),
+            "{text}"
+        );
+        assert!(text.contains("clampify_neutron_requests_total 0"), "{text}");
     }
 
     #[test]

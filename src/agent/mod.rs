@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::attach::{Attacher, HostPlumbing};
-use crate::docker::{ContainerEvent, Docker, EventCursor};
+use crate::docker::{ContainerEvent, Docker, DockerError, EventCursor};
 
 pub use metrics::Metrics;
 
@@ -49,11 +49,32 @@ pub struct AgentConfig {
     pub metrics_address: Option<SocketAddr>,
 }
 
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("listen on {address} for /metrics and /healthz")]
+    BindMetrics {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("read the data root of dockerd at {endpoint}")]
+    DataRoot {
+        endpoint: String,
+        #[source]
+        source: DockerError,
+    },
+}
+
 /// What every task of the agent shares.
 #[derive(Debug)]
 struct Shared {
     attacher: Attacher<HostPlumbing>,
     docker: Docker,
+    /// Data root of `docker`, recorded on the ports the agent creates (see
+    /// [`crate::attach::dockerd_data_root`]).
+    data_root: String,
     config: AgentConfig,
     metrics: Arc<Metrics>,
     limiter: LogLimiter,
@@ -66,12 +87,22 @@ pub async fn run(
     docker: Docker,
     config: AgentConfig,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), std::io::Error> {
+) -> Result<(), AgentError> {
+    let data_root = docker
+        .data_root()
+        .await
+        .map_err(|source| AgentError::DataRoot {
+            endpoint: docker.endpoint().to_owned(),
+            source,
+        })?;
     let metrics = Arc::new(Metrics::new());
+    metrics.count_requests_of(attacher.neutron().session().clone());
     let metrics_server = match config.metrics_address {
         Some(address) => {
             // Binding here makes a taken address fail the start instead of logging later.
-            let listener = tokio::net::TcpListener::bind(address).await?;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| AgentError::BindMetrics { address, source })?;
             tracing::info!(%address, "serving /metrics and /healthz");
             let server_metrics = metrics.clone();
             Some(tokio::spawn(async move {
@@ -86,6 +117,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         attacher,
         docker,
+        data_root,
         config,
         metrics,
         limiter: LogLimiter::default(),
@@ -113,6 +145,7 @@ impl Shared {
             host = %self.attacher.host(),
             default_network = %config.default_networks.join(","),
             docker = %self.docker.endpoint(),
+            docker_data_root = %self.data_root,
             concurrency = config.concurrency,
             "agent started"
         );

@@ -1,21 +1,26 @@
 //! The reconcile pass: bring Neutron ports and OVS rows in line with the containers.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::decide::{self, Action, HostState, OvsRow, PortState, RunningContainer, Wanted};
 use super::labels::{self, Decision};
-use super::worker::error_chain;
+use super::worker::{error_chain, network_name, port_ips};
 use super::{Dispatcher, Shared};
-use crate::attach::{Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME};
+use crate::attach::{
+    dockerd_data_root, netns_label, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME, OVS_KEY_NETNS,
+};
 use crate::openstack::{Port, PortFilters};
-use crate::plumbing;
+use crate::plumbing::{self, Netns};
 
 /// Counts of what one pass did, for its summary line.
 #[derive(Debug, Default)]
 struct Summary {
     running: usize,
     ports: usize,
+    /// Ports of missing containers that were created for another dockerd, left alone.
+    foreign_ports: usize,
     attaches: usize,
     ports_deleted: usize,
     rows_removed: usize,
@@ -30,26 +35,27 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     let (ports, host) = match host_state(shared).await {
         Ok(state) => state,
         Err(err) => {
-            tracing::error!(error = %err, "reconcile failed: could not read the ports and OVS rows of this host");
+            tracing::error!(host = %shared.attacher.host(), error = %err, "reconcile failed: could not read the ports and OVS rows of this host");
             return;
         }
     };
     let running = match running_containers(shared).await {
         Ok(running) => running,
         Err(err) => {
-            tracing::error!(error = %err, "reconcile failed: could not list containers");
+            tracing::error!(docker = %shared.docker.endpoint(), error = %err, "reconcile failed: could not list containers");
             return;
         }
     };
     let existing: HashSet<String> = match shared.docker.list_all_ids().await {
         Ok(ids) => ids.into_iter().collect(),
         Err(err) => {
-            tracing::error!(error = %error_chain(&err), "reconcile failed: could not list containers");
+            tracing::error!(docker = %shared.docker.endpoint(), error = %error_chain(&err), "reconcile failed: could not list containers");
             return;
         }
     };
     summary.running = running.len();
     summary.ports = ports.len();
+    summary.foreign_ports = count_foreign(&host, &running, &existing);
     shared
         .metrics
         .ports_managed
@@ -60,6 +66,7 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     tracing::info!(
         running = summary.running,
         ports = summary.ports,
+        foreign_ports = summary.foreign_ports,
         attaches = summary.attaches,
         ports_deleted = summary.ports_deleted,
         ovs_rows_removed = summary.rows_removed,
@@ -69,32 +76,36 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     );
 }
 
-/// Reads this host's container ports from Neutron and Clampify's rows from OVS.
+/// Reads Clampify's rows from OVS and then this host's container ports from Neutron, in the
+/// order that [`HostState`] requires.
 ///
 /// Ports plugged into named namespaces by `clampify create` belong to no container, so they
 /// are left out: reconcile must not take them for ports of removed containers.
 async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState), String> {
-    let filter = PortFilters {
-        device_owner: Some(DEVICE_OWNER.to_string()),
-        host_id: Some(shared.attacher.host().to_string()),
-        ..PortFilters::default()
-    };
-    let ports: HashMap<String, Port> = shared
-        .attacher
-        .neutron()
-        .list_ports(&filter)
-        .await
-        .map_err(|err| error_chain(&err))?
-        .into_iter()
-        .filter(|port| is_container_id(&port.device_id))
-        .map(|port| (port.id.clone(), port))
-        .collect();
     let rows = shared
         .attacher
         .plumbing()
         .interfaces()
         .await
         .map_err(|err| error_chain(&err))?;
+    let filter = PortFilters {
+        device_owner: Some(DEVICE_OWNER.to_string()),
+        host_id: Some(shared.attacher.host().to_string()),
+        ..PortFilters::default()
+    };
+    let listed = shared.attacher.neutron().list_ports(&filter).await;
+    shared
+        .metrics
+        .neutron_up
+        .store(listed.is_ok(), Ordering::Relaxed);
+    let listed = listed.map_err(|err| error_chain(&err))?;
+    // Later starts read the container's ports from this listing instead of asking Neutron.
+    shared.attacher.port_cache().seed(&listed);
+    let ports: HashMap<String, Port> = listed
+        .into_iter()
+        .filter(|port| is_container_id(&port.device_id))
+        .map(|port| (port.id.clone(), port))
+        .collect();
 
     let mut ovs_rows = Vec::new();
     for row in rows
@@ -112,6 +123,7 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
             .await
             .map_err(|err| error_chain(&err))?;
         ovs_rows.push(OvsRow {
+            netns: row.external_ids.get(OVS_KEY_NETNS).cloned(),
             ifname: row.name,
             iface_id,
             link_exists,
@@ -124,6 +136,7 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
             device_id: port.device_id.clone(),
             network_id: port.network_id.clone(),
             status: port.status.clone(),
+            owned: dockerd_data_root(port) == Some(shared.data_root.as_str()),
         })
         .collect();
     Ok((
@@ -133,6 +146,26 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
             ovs_rows,
         },
     ))
+}
+
+/// Counts the ports that reconcile leaves alone because their container is missing here
+/// and they were created for another dockerd (see [`decide::reconcile`]).
+fn count_foreign(
+    host: &HostState,
+    running: &[RunningContainer],
+    existing: &HashSet<String>,
+) -> usize {
+    let foreign = host.ports.iter().filter(|port| {
+        !port.owned
+            && !existing.contains(&port.device_id)
+            && !running.iter().any(|c| c.id == port.device_id)
+    });
+    let mut count = 0;
+    for port in foreign {
+        tracing::debug!(port = %port.id, container = %port.device_id, "port of a container missing from this dockerd was not created for it; left alone");
+        count += 1;
+    }
+    count
 }
 
 fn is_container_id(device_id: &str) -> bool {
@@ -176,6 +209,9 @@ async fn running_containers(shared: &Shared) -> Result<Vec<RunningContainer>, St
         running.push(RunningContainer {
             id: container.id,
             wanted,
+            netns: container
+                .netns_path
+                .map(|path| netns_label(&Netns::from_path(path))),
         });
     }
     Ok(running)
@@ -191,33 +227,10 @@ async fn execute(
     let mut queued = HashSet::new();
     for action in plan {
         match action {
-            Action::RemoveOvsRow { ifname } => {
-                match shared.attacher.plumbing().unplug(&ifname).await {
-                    Ok(_) => {
-                        summary.rows_removed += 1;
-                        shared.metrics.reconcile_action("remove_ovs_row");
-                        tracing::info!(host_ifname = %ifname, "removed stale OVS port");
-                    }
-                    Err(err) => {
-                        summary.failures += 1;
-                        tracing::warn!(host_ifname = %ifname, error = %error_chain(&err), "could not remove stale OVS port");
-                    }
-                }
-            }
+            Action::RemoveOvsRow { ifname } => remove_stale_row(shared, &ifname, summary).await,
             Action::DeletePort { port_id, device_id } => {
-                let Some(port) = ports.get(&port_id) else {
-                    continue;
-                };
-                match shared.attacher.detach(port).await {
-                    Ok(_) => {
-                        summary.ports_deleted += 1;
-                        shared.metrics.reconcile_action("delete_port");
-                        tracing::info!(port = %port_id, container = %device_id, "deleted port of removed container");
-                    }
-                    Err(err) => {
-                        summary.failures += 1;
-                        tracing::warn!(port = %port_id, container = %device_id, error = %error_chain(&err), "could not delete port of removed container");
-                    }
+                if let Some(port) = ports.get(&port_id) {
+                    delete_orphan(shared, port, &device_id, summary).await;
                 }
             }
             Action::Attach { container, .. } => {
@@ -228,6 +241,37 @@ async fn execute(
                     dispatcher.dispatch_attach(container, String::new());
                 }
             }
+        }
+    }
+}
+
+async fn remove_stale_row(shared: &Shared, ifname: &str, summary: &mut Summary) {
+    match shared.attacher.plumbing().unplug(ifname).await {
+        Ok(_) => {
+            summary.rows_removed += 1;
+            shared.metrics.reconcile_action("remove_ovs_row");
+            tracing::info!(host_ifname = %ifname, "removed stale OVS port");
+        }
+        Err(err) => {
+            summary.failures += 1;
+            tracing::warn!(host_ifname = %ifname, error = %error_chain(&err), "could not remove stale OVS port");
+        }
+    }
+}
+
+async fn delete_orphan(shared: &Shared, port: &Port, device_id: &str, summary: &mut Summary) {
+    let started = Instant::now();
+    match shared.attacher.detach(port).await {
+        Ok(_) => {
+            summary.ports_deleted += 1;
+            shared.metrics.reconcile_action("delete_port");
+            shared.metrics.ports_managed.dec();
+            let network = network_name(shared, &port.network_id).await;
+            tracing::info!(port = %port.id, container = %device_id, network = %network, ips = ?port_ips(port), elapsed_ms = started.elapsed().as_millis() as u64, "deleted port of removed container");
+        }
+        Err(err) => {
+            summary.failures += 1;
+            tracing::warn!(port = %port.id, container = %device_id, error = %error_chain(&err), "could not delete port of removed container");
         }
     }
 }

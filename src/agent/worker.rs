@@ -1,14 +1,20 @@
 //! Handling one container event: attach on `start`, clean up on `die` and `destroy`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use ipnet::IpNet;
+
 use super::backoff::{Backoff, BackoffPolicy};
-use super::labels::{self, Decision, ResolvedNetwork};
+use super::labels::{self, AttachSpec, Decision, ResolvedNetwork};
 use super::ratelimit::Verdict;
 use super::Shared;
-use crate::attach::{AttachError, ContainerTarget, NetworkRequest, Plumbing};
+use crate::attach::{
+    AttachError, Attachment, ContainerTarget, NetworkInfo, NetworkRequest, Plumbing, PortAction,
+};
 use crate::docker::{ContainerEvent, ContainerInfo, DockerError, EventAction};
+use crate::openstack::Port;
 use crate::plumbing::{self, host_ifname, Netns};
 
 /// Why handling an event failed, and whether trying again can help.
@@ -64,11 +70,14 @@ pub(super) async fn handle(shared: &Shared, event: ContainerEvent) {
             Ok(()) => return,
             Err(err) => err,
         };
+        // The cached ports may be what went wrong (a port deleted behind the agent's back):
+        // the next attempt lists them from Neutron.
+        shared.attacher.port_cache().forget(&event.id);
         let action = event.action.as_str();
         match backoff.next_delay() {
             Some(delay) if err.is_retryable() => {
                 if let Verdict::Log { suppressed_before } = shared.limiter.check("retry") {
-                    tracing::warn!(container = %event.id, action, attempt, retry_in_ms = delay.as_millis() as u64, suppressed_before, error = %error_chain(&err), "container event failed; retrying");
+                    tracing::warn!(container = %event.id, name = %event.name, action, attempt, retry_in_ms = delay.as_millis() as u64, suppressed_before, error = %error_chain(&err), "container event failed; retrying");
                 }
                 tokio::time::sleep(delay).await;
                 attempt += 1;
@@ -134,41 +143,24 @@ async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError>
         id: container.id.clone(),
         name: container.name.clone(),
         netns: Netns::from_path(netns_path),
+        data_root: Some(shared.data_root.clone()),
     };
 
-    let mut dns = Vec::new();
+    // Every network passes the policy before the first is attached, so a rejected label
+    // leaves no partial attachment behind.
+    let mut networks = Vec::new();
     for network in &spec.networks {
-        let info = shared.attacher.network(network).await?;
-        let resolved = ResolvedNetwork {
-            id: info.network.id.clone(),
-            name: info.network.name.clone(),
-            project_id: info.network.project_id.clone().unwrap_or_default(),
-        };
-        shared
-            .config
-            .policy
-            .check(network, spec.networks_from, &resolved)
-            .map_err(|reason| {
-                WorkError::Rejected(format!("container {}: {reason}", container.name))
-            })?;
-        let ips: Vec<IpAddr> = spec
-            .ips
-            .iter()
-            .copied()
-            .filter(|ip| info.subnets.iter().any(|s| s.cidr.contains(ip)))
-            .collect();
-        let request = NetworkRequest {
-            network: info.network.id.clone(),
-            ips,
-            security_groups: spec.security_groups.clone(),
-            wait: Some(shared.config.active_timeout),
-        };
-        let started = Instant::now();
-        let attachment = shared.attacher.attach_container(&target, &request).await?;
-        let elapsed = started.elapsed();
-        shared.metrics.attaches.inc();
-        shared.metrics.attach_seconds.observe(elapsed.as_secs_f64());
-        tracing::info!(container = %container.id, name = %container.name, port = %attachment.port_id, network = %info.network.name, ifname = %attachment.interface, ips = ?attachment.ip_addresses, elapsed_ms = elapsed.as_millis() as u64, "container attached");
+        networks.push(allowed_network(shared, &container, &spec, network).await?);
+    }
+    let subnets: Vec<IpNet> = networks
+        .iter()
+        .flat_map(|info| info.subnets.iter().map(|subnet| subnet.cidr))
+        .collect();
+    labels::check_ips_in_subnets(&spec.ips, &subnets)
+        .map_err(|err| WorkError::Rejected(format!("container {}: {err}", container.name)))?;
+    let mut dns = Vec::new();
+    for info in networks {
+        let attachment = attach_network(shared, &container, &target, &spec, &info).await?;
         for server in attachment.dns_nameservers {
             if !dns.contains(&server) {
                 dns.push(server);
@@ -177,6 +169,65 @@ async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError>
     }
     write_dns(&container, &dns)?;
     check_same_run(shared, &container).await
+}
+
+/// Looks up a network the container requests and checks it against the policy.
+async fn allowed_network(
+    shared: &Shared,
+    container: &ContainerInfo,
+    spec: &AttachSpec,
+    network: &str,
+) -> Result<Arc<NetworkInfo>, WorkError> {
+    let info = shared.attacher.network(network).await?;
+    let resolved = ResolvedNetwork {
+        id: info.network.id.clone(),
+        name: info.network.name.clone(),
+        project_id: info.network.project_id.clone().unwrap_or_default(),
+    };
+    shared
+        .config
+        .policy
+        .check(network, spec.networks_from, &resolved)
+        .map_err(|reason| WorkError::Rejected(format!("container {}: {reason}", container.name)))?;
+    Ok(info)
+}
+
+/// Attaches the container to one network, then counts and logs the attach unless the port
+/// was plugged already.
+async fn attach_network(
+    shared: &Shared,
+    container: &ContainerInfo,
+    target: &ContainerTarget,
+    spec: &AttachSpec,
+    info: &NetworkInfo,
+) -> Result<Attachment, WorkError> {
+    let ips: Vec<IpAddr> = spec
+        .ips
+        .iter()
+        .copied()
+        .filter(|ip| info.subnets.iter().any(|s| s.cidr.contains(ip)))
+        .collect();
+    let request = NetworkRequest {
+        network: info.network.id.clone(),
+        ips,
+        security_groups: spec.security_groups.clone(),
+        wait: Some(shared.config.active_timeout),
+    };
+    let started = Instant::now();
+    let (attachment, action) = shared.attacher.attach_container(target, &request).await?;
+    let elapsed = started.elapsed();
+
+    if action == PortAction::Unchanged {
+        tracing::debug!(container = %container.id, port = %attachment.port_id, network = %info.network.name, "container already attached");
+        return Ok(attachment);
+    }
+    shared.metrics.attaches.inc();
+    shared.metrics.attach_seconds.observe(elapsed.as_secs_f64());
+    if action == PortAction::Created {
+        shared.metrics.ports_managed.inc();
+    }
+    tracing::info!(container = %container.id, name = %container.name, port = %attachment.port_id, port_action = %action.as_str(), network = %info.network.name, ifname = %attachment.interface, ips = ?attachment.ip_addresses, elapsed_ms = elapsed.as_millis() as u64, "container attached");
+    Ok(attachment)
 }
 
 /// PIDs are reused: after plugging into `/proc/PID/ns/net`, confirm the container still runs
@@ -241,7 +292,25 @@ async fn destroy(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkErro
         let started = Instant::now();
         shared.attacher.detach(&port).await?;
         shared.metrics.detaches.inc();
-        tracing::info!(container = %event.id, name = %event.name, port = %port.id, network = %port.network_id, elapsed_ms = started.elapsed().as_millis() as u64, "container removed; port deleted");
+        shared.metrics.ports_managed.dec();
+        let network = network_name(shared, &port.network_id).await;
+        tracing::info!(container = %event.id, name = %event.name, port = %port.id, network = %network, ips = ?port_ips(&port), elapsed_ms = started.elapsed().as_millis() as u64, "container removed; port deleted");
     }
     Ok(())
+}
+
+/// Returns the network's name for a log line, or its ID when the lookup fails.
+pub(super) async fn network_name(shared: &Shared, network_id: &str) -> String {
+    match shared.attacher.network(network_id).await {
+        Ok(info) => info.network.name.clone(),
+        Err(_) => network_id.to_owned(),
+    }
+}
+
+/// Returns the port's fixed IPs, for a log line.
+pub(super) fn port_ips(port: &Port) -> Vec<String> {
+    port.fixed_ips
+        .iter()
+        .map(|fixed| fixed.ip_address.to_string())
+        .collect()
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     attachment, AttachError, AttachRequest, Attacher, Attachment, Plumbing, PortSource,
-    DEVICE_OWNER,
+    DESCRIPTION_CREATED, DEVICE_OWNER,
 };
 use crate::openstack::{Port, PortFilters};
 use crate::plumbing::{host_ifname, Netns};
@@ -19,6 +19,54 @@ pub struct ContainerTarget {
     pub name: String,
     /// The container's network namespace.
     pub netns: Netns,
+    /// Data root of the container's dockerd, recorded in the description of a created
+    /// port (see [`dockerd_data_root`]); `None` records nothing.
+    pub data_root: Option<String>,
+}
+
+/// Text between [`DESCRIPTION_CREATED`] and the data root in the description of a port
+/// created for a container.
+const DESCRIPTION_DATA_ROOT: &str = " for the dockerd with data root ";
+
+/// Returns the description of a port created for a container of the dockerd whose data
+/// root is `data_root`.
+pub fn container_port_description(data_root: &str) -> String {
+    format!("{DESCRIPTION_CREATED}{DESCRIPTION_DATA_ROOT}{data_root}")
+}
+
+/// Returns the data root of the dockerd that a container port was created for, or `None`
+/// when the description records none.
+///
+/// Several dockerds may run on one host under one `binding:host_id`, each with its own
+/// agent. A port whose container is missing from one dockerd may belong to another, so an
+/// agent deletes such a port only when this data root is its own dockerd's.
+pub fn dockerd_data_root(port: &Port) -> Option<&str> {
+    port.description
+        .strip_prefix(DESCRIPTION_CREATED)?
+        .strip_prefix(DESCRIPTION_DATA_ROOT)
+        .filter(|root| !root.is_empty())
+}
+
+/// Outcome of [`Attacher::attach_container`] for the container's port on the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortAction {
+    /// The port was plugged into the container's current namespace already.
+    Unchanged,
+    /// The container's existing port was plugged into its current namespace.
+    Replugged,
+    /// A new port was created and plugged.
+    Created,
+}
+
+impl PortAction {
+    /// Returns the lowercase name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchanged => "unchanged",
+            Self::Replugged => "replugged",
+            Self::Created => "created",
+        }
+    }
 }
 
 /// One network a container asks for, with its options.
@@ -35,7 +83,8 @@ pub struct NetworkRequest {
 }
 
 impl<P: Plumbing> Attacher<P> {
-    /// Attaches the container to one network, reusing its Clampify port on that network.
+    /// Attaches the container to one network, reusing its Clampify port on that network,
+    /// and returns the attachment with what was done to the port.
     ///
     /// A port that is already plugged here is returned as it is, so repeating the call is
     /// harmless. A port left over from before a restart is plugged into the new namespace
@@ -44,7 +93,7 @@ impl<P: Plumbing> Attacher<P> {
         &self,
         target: &ContainerTarget,
         request: &NetworkRequest,
-    ) -> Result<Attachment, AttachError> {
+    ) -> Result<(Attachment, PortAction), AttachError> {
         let info = self.network(&request.network).await?;
         let existing = self
             .container_ports(&target.id)
@@ -60,7 +109,7 @@ impl<P: Plumbing> Attacher<P> {
             Some(port) => {
                 let plugged = self
                     .plumbing
-                    .plugged_ifname(&host_ifname(&port.id))
+                    .plugged_ifname(&host_ifname(&port.id), &target.netns)
                     .await
                     .map_err(|source| AttachError::Plug {
                         port: port.id.clone(),
@@ -69,7 +118,8 @@ impl<P: Plumbing> Attacher<P> {
                     })?;
                 if let Some(ifname) = plugged {
                     let status = port.status.clone();
-                    return Ok(attachment(&port, &info, ifname, &target.netns, status));
+                    let attachment = attachment(&port, &info, ifname, &target.netns, status);
+                    return Ok((attachment, PortAction::Unchanged));
                 }
                 // The OVS row of the previous namespace may remain after a restart.
                 self.unplug_quietly(&port.id).await;
@@ -78,6 +128,7 @@ impl<P: Plumbing> Attacher<P> {
             None => PortSource::Create {
                 ips: request.ips.clone(),
                 security_groups: request.security_groups.clone(),
+                description: target.data_root.as_deref().map(container_port_description),
             },
         };
 
@@ -90,20 +141,77 @@ impl<P: Plumbing> Attacher<P> {
             wait: request.wait,
             netns_created: false,
         };
-        self.attach(&attach).await
+        let action = match attach.source {
+            PortSource::Replug(_) => PortAction::Replugged,
+            _ => PortAction::Created,
+        };
+        Ok((self.attach(&attach).await?, action))
     }
 
-    /// Lists the Clampify ports on this host whose `device_id` is `container_id`.
+    /// Lists the Clampify ports on this host whose `device_id` is `container_id`, from the
+    /// port cache when it knows them (the agent seeds it), else from Neutron.
     pub async fn container_ports(
         &self,
         container_id: &str,
     ) -> Result<Vec<Port>, crate::openstack::NeutronError> {
+        if let Some(ports) = self.ports.get(container_id) {
+            return Ok(ports);
+        }
         let filter = PortFilters {
             device_owner: Some(DEVICE_OWNER.to_string()),
             host_id: Some(self.host.clone()),
             device_id: Some(container_id.to_string()),
             ..PortFilters::default()
         };
-        self.neutron.list_ports(&filter).await
+        let ports = self.neutron.list_ports(&filter).await?;
+        self.ports.put(container_id, ports.clone());
+        Ok(ports)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port_with_description(description: &str) -> Port {
+        let json = serde_json::json!({
+            "id": "a5f0a6b0-4c38-4bd4-9a49-1a1f0d0f6e21",
+            "network_id": "76f10e03-fe7a-497d-8573-827462e46c1d",
+            "mac_address": "fa:16:3e:00:00:01",
+            "fixed_ips": [],
+            "status": "ACTIVE",
+            "device_id": "",
+            "device_owner": DEVICE_OWNER,
+            "description": description,
+        });
+        serde_json::from_value(json).expect("a valid port")
+    }
+
+    #[test]
+    fn data_root_round_trips() {
+        let description = container_port_description("/var/lib/docker");
+        let port = port_with_description(&description);
+
+        assert_eq!(
+            description,
+            "created by clampify for the dockerd with data root /var/lib/docker"
+        );
+        assert_eq!(dockerd_data_root(&port), Some("/var/lib/docker"));
+        assert!(super::super::created_by_clampify(&port));
+    }
+
+    #[test]
+    fn other_descriptions_have_no_data_root() {
+        for description in [
+            "",
+            DESCRIPTION_CREATED,
+            super::super::DESCRIPTION_NETNS_CREATED,
+            "created by clampify for the dockerd with data root ",
+            "made by hand for the dockerd with data root /var/lib/docker",
+        ] {
+            let port = port_with_description(description);
+
+            assert_eq!(dockerd_data_root(&port), None, "{description:?}");
+        }
     }
 }

@@ -101,17 +101,27 @@ impl Plumbing for HostPlumbing {
         }
     }
 
-    async fn plugged_ifname(&self, host_ifname: &str) -> Result<Option<String>, PlumbingError> {
+    async fn plugged_ifname(
+        &self,
+        host_ifname: &str,
+        netns: &Netns,
+    ) -> Result<Option<String>, PlumbingError> {
         if !plumbing::link_exists(host_ifname).await? {
             return Ok(None);
         }
-        let row = self.find_interface(host_ifname).await?;
-        Ok(row.map(|row| {
+        let Some(row) = self.find_interface(host_ifname).await? else {
+            return Ok(None);
+        };
+        let recorded = row.external_ids.get(super::OVS_KEY_NETNS);
+        if recorded != Some(&super::netns_label(netns)) {
+            return Ok(None);
+        }
+        Ok(Some(
             row.external_ids
                 .get(super::OVS_KEY_IFNAME)
                 .cloned()
-                .unwrap_or_default()
-        }))
+                .unwrap_or_default(),
+        ))
     }
 
     async fn unplug(&self, host_ifname: &str) -> Result<Unplugged, PlumbingError> {

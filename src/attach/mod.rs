@@ -7,6 +7,8 @@
 mod config;
 mod container;
 mod host;
+mod port_cache;
+mod status;
 #[cfg(test)]
 mod tests;
 
@@ -19,8 +21,12 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 pub use config::{interface_config, PortDataError};
-pub use container::{ContainerTarget, NetworkRequest};
+pub use container::{
+    container_port_description, dockerd_data_root, ContainerTarget, NetworkRequest, PortAction,
+};
 pub use host::HostPlumbing;
+pub use port_cache::PortCache;
+pub use status::StatusPoller;
 
 use crate::openstack::{
     FixedIpRequest, Network, Neutron, NeutronError, Port, PortBinding, PortCreate, Subnet,
@@ -88,10 +94,16 @@ pub trait Plumbing: Send + Sync {
     ) -> impl std::future::Future<Output = Result<bool, PlumbingError>> + Send;
 
     /// Returns the namespace-side interface name when the host end of the veth pair exists
-    /// and sits on the bridge, or `None` when the port is not plugged here.
+    /// and sits on the bridge, and its OVS row records `netns`. Returns `None` when the port
+    /// is not plugged into `netns`.
+    ///
+    /// The recorded namespace matters because a restarted container has a new one. The
+    /// kernel keeps the old namespace, and the veth in it, while anything references it.
+    /// On the lab's Linux 6.18 that lasted from seconds to minutes after some restarts.
     fn plugged_ifname(
         &self,
         host_ifname: &str,
+        netns: &Netns,
     ) -> impl std::future::Future<Output = Result<Option<String>, PlumbingError>> + Send;
 
     /// Removes the OVS port and the veth pair. Each part that is already gone is skipped.
@@ -193,11 +205,14 @@ pub enum AttachError {
 /// Where the port of an attachment comes from.
 #[derive(Debug, Clone)]
 pub enum PortSource {
-    /// Create a port with these fixed IPs (empty: Neutron picks) and security groups
-    /// (names or IDs; empty: the project's default).
+    /// Create a port with these fixed IPs and security groups (names or IDs). Without IPs
+    /// Neutron picks them, and without groups the port gets the project's default group.
+    /// Without a description the port gets one that records whether the caller made the
+    /// namespace.
     Create {
         ips: Vec<IpAddr>,
         security_groups: Vec<String>,
+        description: Option<String>,
     },
     /// Bind this existing unbound port to the host and take it over; it is kept on detach.
     Adopt { port: String },
@@ -272,18 +287,27 @@ pub struct Attacher<P> {
     bridge: String,
     timeouts: Timeouts,
     networks: Mutex<HashMap<String, Arc<NetworkInfo>>>,
+    ports: PortCache,
+    statuses: StatusPoller,
 }
 
 impl<P: Plumbing> Attacher<P> {
     pub fn new(neutron: Neutron, plumbing: P, host: String, bridge: String) -> Self {
         Self {
-            neutron,
             plumbing,
             host,
             bridge,
             timeouts: Timeouts::default(),
             networks: Mutex::new(HashMap::new()),
+            ports: PortCache::default(),
+            statuses: StatusPoller::new(neutron.clone(), Timeouts::default().poll_interval),
+            neutron,
         }
+    }
+
+    /// The ports the attacher knows per container; the agent seeds it at each reconcile.
+    pub fn port_cache(&self) -> &PortCache {
+        &self.ports
     }
 
     pub fn neutron(&self) -> &Neutron {
@@ -364,6 +388,7 @@ impl<P: Plumbing> Attacher<P> {
             }
         };
 
+        self.ports.insert(&port);
         let attachment = attachment(&port, &info, ifname, &request.netns, status);
         tracing::debug!(
             netns = %request.netns,
@@ -399,7 +424,11 @@ impl<P: Plumbing> Attacher<P> {
             PortSource::Create {
                 ips,
                 security_groups,
-            } => self.create_port(request, info, ips, security_groups).await,
+                description,
+            } => {
+                self.create_port(request, info, ips, security_groups, description.as_deref())
+                    .await
+            }
             PortSource::Adopt { port } => self.adopt_port(request, port).await,
             PortSource::Replug(port) => Ok((**port).clone()),
         }
@@ -411,6 +440,7 @@ impl<P: Plumbing> Attacher<P> {
         info: &NetworkInfo,
         ips: &[IpAddr],
         security_groups: &[String],
+        description: Option<&str>,
     ) -> Result<Port, AttachError> {
         let create_error = |source| AttachError::CreatePort {
             network: request.network.clone(),
@@ -431,10 +461,10 @@ impl<P: Plumbing> Attacher<P> {
                 .map_err(create_error)?;
             group_ids.push(found.id);
         }
-        let description = if request.netns_created {
-            DESCRIPTION_NETNS_CREATED
-        } else {
-            DESCRIPTION_CREATED
+        let description = match description {
+            Some(description) => description,
+            None if request.netns_created => DESCRIPTION_NETNS_CREATED,
+            None => DESCRIPTION_CREATED,
         };
 
         let create = PortCreate {
@@ -532,13 +562,15 @@ impl<P: Plumbing> Attacher<P> {
 
         // The OVN controller marks the OVS row when the flows are in, a moment before
         // Neutron learns it: watching the local row first saves polling Neutron.
+        let started = Instant::now();
         let local_wait = timeout.min(self.timeouts.flows_installed);
         let _ = self
             .plumbing
             .wait_flows_installed(&host_ifname(&port.id), local_wait)
             .await;
-        self.neutron
-            .wait_active(&port.id, timeout, self.timeouts.poll_interval)
+        let left = timeout.saturating_sub(started.elapsed());
+        self.statuses
+            .wait_active(&port.id, left)
             .await
             .map_err(wait_error)?;
         Ok("ACTIVE".to_string())
@@ -597,6 +629,7 @@ impl<P: Plumbing> Attacher<P> {
         } else {
             self.unbind_port(&port.id).await.map_err(delete_error)?;
         }
+        self.ports.remove(port);
         Ok(unplugged)
     }
 }

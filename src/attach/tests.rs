@@ -113,7 +113,11 @@ impl Plumbing for RecordingPlumbing {
         Ok(true)
     }
 
-    async fn plugged_ifname(&self, _host_ifname: &str) -> Result<Option<String>, PlumbingError> {
+    async fn plugged_ifname(
+        &self,
+        _host_ifname: &str,
+        _netns: &Netns,
+    ) -> Result<Option<String>, PlumbingError> {
         self.record(Call::PluggedIfname);
         Ok(None)
     }
@@ -178,6 +182,19 @@ async fn mount_create(server: &MockServer, reply: Value) {
         .await;
 }
 
+/// Mounts the batched status poll, `GET /v2.0/ports?id=…`, reporting `status`.
+async fn mount_statuses(server: &MockServer, status: &str) {
+    Mock::given(method("GET"))
+        .and(path("/v2.0/ports"))
+        .and(query_param("id", PORT_ID))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ports": [{"id": PORT_ID, "status": status}]})),
+        )
+        .mount(server)
+        .await;
+}
+
 async fn mount_delete(server: &MockServer, times: u64) {
     Mock::given(method("DELETE"))
         .and(path(format!("/v2.0/ports/{PORT_ID}")))
@@ -208,6 +225,7 @@ fn request(wait: Option<Duration>) -> AttachRequest {
         source: PortSource::Create {
             ips: Vec::new(),
             security_groups: Vec::new(),
+            description: None,
         },
         wait,
         netns_created: false,
@@ -218,11 +236,7 @@ fn request(wait: Option<Duration>) -> AttachRequest {
 async fn attach_plugs_port_as_neutron_made_it() {
     let server = neutron_server().await;
     mount_create(&server, port_with("ovs", "DOWN")).await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2.0/ports/{PORT_ID}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(port_with("ovs", "ACTIVE")))
-        .mount(&server)
-        .await;
+    mount_statuses(&server, "ACTIVE").await;
     mount_delete(&server, 0).await;
     let attacher = attacher(&server, RecordingPlumbing::default());
 
@@ -321,11 +335,7 @@ async fn unknown_vif_type_is_rejected() {
 async fn port_never_active_is_rolled_back() {
     let server = neutron_server().await;
     mount_create(&server, port_with("ovs", "DOWN")).await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2.0/ports/{PORT_ID}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(port_with("ovs", "DOWN")))
-        .mount(&server)
-        .await;
+    mount_statuses(&server, "DOWN").await;
     mount_delete(&server, 1).await;
     let attacher = attacher(&server, RecordingPlumbing::default());
 

@@ -13,22 +13,29 @@ use super::args::{InsertArgs, ReinsertArgs};
 use super::{output, Settings};
 
 pub async fn insert(settings: &Settings, args: InsertArgs) -> anyhow::Result<()> {
-    let container = running_container(settings, &args.container).await?;
+    let docker = Docker::connect(settings.docker_host.as_deref()).await?;
+    let container = running_container(&docker, &args.container).await?;
+    // Recorded on a created port, so that the agent of this dockerd may delete it later.
+    let data_root = docker
+        .data_root()
+        .await
+        .context("read the data root of dockerd")?;
     let attacher = settings.attacher().await?;
-    let target = target_of(&container)?;
+    let target = target_of(&container, Some(data_root))?;
     let request = NetworkRequest {
         network: args.network.clone(),
         ips: args.port_args.ips.clone(),
         security_groups: args.port_args.security_groups.clone(),
         wait: settings.wait(&args.port_args.wait),
     };
-    let attachment = attacher.attach_container(&target, &request).await?;
+    let (attachment, _) = attacher.attach_container(&target, &request).await?;
     write_dns(&container, &attachment.dns_nameservers)?;
     output::attachment(settings, &attachment)
 }
 
 pub async fn reinsert(settings: &Settings, args: ReinsertArgs) -> anyhow::Result<()> {
-    let container = running_container(settings, &args.container).await?;
+    let docker = Docker::connect(settings.docker_host.as_deref()).await?;
+    let container = running_container(&docker, &args.container).await?;
     let attacher = settings.attacher().await?;
     let port = attacher
         .neutron()
@@ -39,7 +46,7 @@ pub async fn reinsert(settings: &Settings, args: ReinsertArgs) -> anyhow::Result
 
     // The OVS row of the namespace the container had before its restart may remain.
     attacher.plumbing().unplug(&host_ifname(&port.id)).await?;
-    let target = target_of(&container)?;
+    let target = target_of(&container, None)?;
     let request = AttachRequest {
         network: port.network_id.clone(),
         netns: target.netns.clone(),
@@ -55,8 +62,7 @@ pub async fn reinsert(settings: &Settings, args: ReinsertArgs) -> anyhow::Result
 }
 
 /// Inspects the container and rejects one that is stopped or shares another namespace.
-async fn running_container(settings: &Settings, name: &str) -> anyhow::Result<ContainerInfo> {
-    let docker = Docker::connect(settings.docker_host.as_deref()).await?;
+async fn running_container(docker: &Docker, name: &str) -> anyhow::Result<ContainerInfo> {
     let container = docker.inspect(name).await?;
     if !container.running {
         bail!(
@@ -72,7 +78,10 @@ async fn running_container(settings: &Settings, name: &str) -> anyhow::Result<Co
     }
 }
 
-fn target_of(container: &ContainerInfo) -> anyhow::Result<ContainerTarget> {
+fn target_of(
+    container: &ContainerInfo,
+    data_root: Option<String>,
+) -> anyhow::Result<ContainerTarget> {
     let Some(path) = container.netns_path.clone() else {
         bail!(
             "container {} has no network namespace (no PID); is it running?",
@@ -83,6 +92,7 @@ fn target_of(container: &ContainerInfo) -> anyhow::Result<ContainerTarget> {
         id: container.id.clone(),
         name: container.name.clone(),
         netns: Netns::from_path(path),
+        data_root,
     })
 }
 

@@ -33,6 +33,7 @@ pub async fn create(settings: &Settings, args: CreateArgs) -> anyhow::Result<()>
         None => PortSource::Create {
             ips: args.port_args.ips.clone(),
             security_groups: args.port_args.security_groups.clone(),
+            description: None,
         },
     };
 
@@ -151,6 +152,26 @@ fn remove_netns(name: &str) {
     }
 }
 
+/// Names the containers that own ports, by container ID. Best effort: `list` also serves
+/// hosts without Docker, so a Docker that cannot be reached leaves the names out.
+async fn container_names(settings: &Settings, ports: &[Port]) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    let is_container = |id: &str| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !ports.iter().any(|port| is_container(&port.device_id)) {
+        return names;
+    }
+    let Ok(docker) = clampify::docker::Docker::connect(settings.docker_host.as_deref()).await
+    else {
+        return names;
+    };
+    for port in ports.iter().filter(|port| is_container(&port.device_id)) {
+        if let Ok(container) = docker.inspect(&port.device_id).await {
+            names.insert(port.device_id.clone(), container.name);
+        }
+    }
+    names
+}
+
 pub async fn list(settings: &Settings) -> anyhow::Result<()> {
     let attacher = settings.attacher().await?;
     let filter = PortFilters {
@@ -176,11 +197,13 @@ pub async fn list(settings: &Settings) -> anyhow::Result<()> {
         })
         .collect();
 
+    let containers = container_names(settings, &ports).await;
     let mut entries = Vec::new();
     for port in ports {
         let row = rows.get(&port.id);
         let tap = host_ifname(&port.id);
         entries.push(ListEntry {
+            container: containers.get(&port.device_id).cloned(),
             netns: row
                 .and_then(|r| r.external_ids.get(OVS_KEY_NETNS).cloned())
                 .or_else(|| {

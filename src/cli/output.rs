@@ -14,6 +14,8 @@ pub struct ListEntry {
     pub port_id: String,
     pub network_id: String,
     pub device_id: String,
+    /// Name of the container that owns the port, when Docker knows it.
+    pub container: Option<String>,
     pub netns: Option<String>,
     pub interface: Option<String>,
     pub ip_addresses: Vec<String>,

@@ -38,6 +38,20 @@ pub enum DockerError {
         field: &'static str,
     },
 
+    #[error("read the system information of dockerd at {endpoint}")]
+    Info {
+        endpoint: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// dockerd returned system information without a field that every dockerd sends.
+    #[error("read the system information of dockerd at {endpoint}: the response has no {field}")]
+    IncompleteInfo {
+        endpoint: String,
+        field: &'static str,
+    },
+
     #[error("list containers")]
     ListContainers {
         #[source]

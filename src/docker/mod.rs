@@ -68,6 +68,29 @@ impl Docker {
         &self.endpoint
     }
 
+    /// Returns dockerd's data root (`DockerRootDir` of `GET /info`, set with `--data-root`).
+    ///
+    /// Each dockerd on a host needs its own data root ("Run multiple daemons" in the dockerd
+    /// reference), so the data root distinguishes their containers. The `ID` of `GET /info`
+    /// does not: dockerd 20.10 derives it from /etc/docker/key.json, which every dockerd on
+    /// the host reads.
+    pub async fn data_root(&self) -> Result<String, DockerError> {
+        let info = self
+            .client
+            .info()
+            .await
+            .map_err(|source| DockerError::Info {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        info.docker_root_dir
+            .filter(|root| !root.is_empty())
+            .ok_or_else(|| DockerError::IncompleteInfo {
+                endpoint: self.endpoint.clone(),
+                field: "DockerRootDir",
+            })
+    }
+
     /// Inspects one container by full ID, unique ID prefix or name, in dockerd's order:
     /// an exact ID first, then a name, then an ID prefix.
     pub async fn inspect(&self, name_or_id: &str) -> Result<ContainerInfo, DockerError> {

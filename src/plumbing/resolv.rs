@@ -1,7 +1,7 @@
 //! resolv.conf files for namespaces and containers.
 
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Write as _};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -9,7 +9,11 @@ use std::path::Path;
 ///
 /// Other lines of an existing file (`search`, `options`) are kept, so a container keeps the
 /// search domains Docker gave it. The parent directory is created when missing, which
-/// `/etc/netns/NAME/` needs. The file is replaced by a rename, so a reader never sees half of it.
+/// `/etc/netns/NAME/` needs.
+///
+/// An existing file is rewritten in place, keeping its inode, because Docker bind-mounts it
+/// into the container as `/etc/resolv.conf`: a file replaced by a rename is never seen
+/// there. NOTE: a reader that opens the file during the write may see part of the old text.
 pub fn write_resolv_conf(path: &Path, servers: &[IpAddr]) -> io::Result<()> {
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -21,9 +25,14 @@ pub fn write_resolv_conf(path: &Path, servers: &[IpAddr]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let temporary = path.with_extension("clampify-tmp");
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, path)
+    // Writing first and truncating after means a reader never sees an empty file.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.set_len(text.len() as u64)
 }
 
 fn render(existing: &str, servers: &[IpAddr]) -> String {
@@ -71,5 +80,26 @@ mod tests {
 
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("nameserver 198.51.100.53"), "{text}");
+    }
+
+    #[test]
+    fn write_keeps_inode_of_existing_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        let old = "nameserver 10.255.255.53\n".repeat(20) + "search example.test\n";
+        std::fs::write(&path, old).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+
+        write_resolv_conf(&path, &["198.51.100.53".parse().unwrap()]).unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+        assert!(text.starts_with("# written by clampify"), "{text}");
+        assert!(!text.contains("10.255.255.53"), "{text}");
+        assert!(
+            text.ends_with("nameserver 198.51.100.53\nsearch example.test\n"),
+            "{text}"
+        );
     }
 }

@@ -382,3 +382,298 @@ pub fn ping_from_netns(netns: &str, ip: &str, timeout: Duration) -> bool {
             .success()
     })
 }
+
+/// The integration bridge that the lab's ovn-controller manages.
+pub const BRIDGE: &str = "br-int";
+
+/// Returns the lab's OVN chassis name, the `binding:host_id` of every port bound here.
+pub fn lab_host() -> String {
+    run_ok("hostname", &[]).trim().to_string()
+}
+
+/// Runs `docker ARGS` against the machine's dockerd and returns its trimmed stdout; panics
+/// when it fails.
+pub fn docker_ok(args: &[&str]) -> String {
+    run_ok("docker", args).trim().to_string()
+}
+
+/// A container that a test started; dropping it deletes its Neutron ports (found by
+/// `device_id`), their OVS rows on br-int, and then the container.
+///
+/// The ports go first, with curl and ovs-vsctl rather than Clampify, so the guard also
+/// cleans up after a Clampify bug.
+pub struct TestContainer {
+    pub name: String,
+    pub id: String,
+    /// `-H unix://...` arguments for a private dockerd, empty for the machine's.
+    docker_args: Vec<String>,
+}
+
+impl TestContainer {
+    /// Runs `docker run -d --name cfy-e2e-<prefix><random> EXTRA IMAGE sleep 600`.
+    pub fn run(prefix: &str, extra: &[&str]) -> Self {
+        Self::run_on(&[], prefix, extra)
+    }
+
+    /// Like [`TestContainer::run`], on the dockerd that `docker_args` (e.g. `-H URL`) name.
+    pub fn run_on(docker_args: &[&str], prefix: &str, extra: &[&str]) -> Self {
+        let name = unique(&format!("cfy-e2e-{prefix}"));
+        let mut args: Vec<&str> = docker_args.to_vec();
+        args.extend(["run", "-d", "--name", &name]);
+        args.extend_from_slice(extra);
+        args.extend([IMAGE, "sleep", "600"]);
+        let id = docker_ok(&args);
+        Self {
+            name,
+            id,
+            docker_args: docker_args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Runs `docker create` instead, so the container exists but never started.
+    pub fn create(prefix: &str, extra: &[&str]) -> Self {
+        let name = unique(&format!("cfy-e2e-{prefix}"));
+        let mut args = vec!["create", "--name", name.as_str()];
+        args.extend_from_slice(extra);
+        args.extend([IMAGE, "sleep", "600"]);
+        let id = docker_ok(&args);
+        Self {
+            name,
+            id,
+            docker_args: Vec::new(),
+        }
+    }
+
+    /// Runs `docker SUBCOMMAND ARGS... CONTAINER` on this container's dockerd.
+    pub fn docker(&self, subcommand: &str, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = self.docker_args.iter().map(String::as_str).collect();
+        all.push(subcommand);
+        all.extend_from_slice(args);
+        all.push(&self.id);
+        run("docker", &all)
+    }
+
+    /// Runs `docker exec CONTAINER COMMAND...`.
+    pub fn exec(&self, command: &[&str]) -> Output {
+        let mut all: Vec<&str> = self.docker_args.iter().map(String::as_str).collect();
+        all.extend(["exec", &self.id]);
+        all.extend_from_slice(command);
+        run("docker", &all)
+    }
+
+    /// Runs a command in the container and returns its stdout, or an empty string when it
+    /// fails.
+    pub fn exec_stdout(&self, command: &[&str]) -> String {
+        String::from_utf8_lossy(&self.exec(command).stdout).into_owned()
+    }
+
+    /// `docker restart`, which gives the container a new network namespace.
+    pub fn restart(&self) {
+        let output = self.docker("restart", &["-t", "1"]);
+        assert!(
+            output.status.success(),
+            "docker restart {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Returns a field of `docker inspect`, given as a Go template.
+    pub fn docker_ok_inspect(&self, template: &str) -> String {
+        let output = self.docker("inspect", &["-f", template]);
+        assert!(
+            output.status.success(),
+            "docker inspect {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Runs `docker rm -f` and leaves the ports alone, for tests of what Clampify removes.
+    pub fn remove(&self) {
+        let output = self.docker("rm", &["-f"]);
+        assert!(
+            output.status.success(),
+            "docker rm -f {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Returns the global addresses of `eth0` as `ADDR/PREFIX`, read with `ip -o addr`.
+    pub fn addresses(&self) -> Vec<String> {
+        self.exec_stdout(&["ip", "-o", "addr", "show", "dev", "eth0"])
+            .lines()
+            .filter(|line| line.contains("scope global"))
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.find(|word| *word == "inet" || *word == "inet6")?;
+                words.next().map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// Returns the first global IPv4 address of `eth0`, without its prefix length.
+    pub fn ipv4(&self) -> Option<String> {
+        self.addresses()
+            .into_iter()
+            .find(|address| !address.contains(':'))
+            .map(|address| address.split('/').next().unwrap_or_default().to_string())
+    }
+
+    /// Waits until `eth0` has an IPv4 address and returns it.
+    pub fn wait_ipv4(&self, timeout: Duration) -> Option<String> {
+        let mut found = None;
+        eventually(timeout, || {
+            found = self.ipv4();
+            found.is_some()
+        });
+        found
+    }
+
+    /// Returns the MAC address and MTU of `eth0`, read with `ip -o link`.
+    pub fn link(&self) -> Option<(String, u64)> {
+        let line = self.exec_stdout(&["ip", "-o", "link", "show", "dev", "eth0"]);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |key: &str| {
+            let at = words.iter().position(|word| *word == key)?;
+            words.get(at + 1).map(|word| word.to_string())
+        };
+        Some((after("link/ether")?, after("mtu")?.parse().ok()?))
+    }
+
+    /// Pings `ip` from the container until one reply arrives or `timeout` passes.
+    pub fn ping(&self, ip: &str, timeout: Duration) -> bool {
+        let ping: &[&str] = if ip.contains(':') {
+            &["busybox", "ping6"]
+        } else {
+            &["ping"]
+        };
+        eventually(timeout, || {
+            let mut command = ping.to_vec();
+            command.extend(["-c", "1", "-W", "1", ip]);
+            self.exec(&command).status.success()
+        })
+    }
+
+    /// Lists the Neutron ports whose `device_id` is this container's ID.
+    pub fn ports(&self) -> Vec<Value> {
+        neutron().ports_of_device(&self.id)
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        for port in neutron().ports_of_device(&self.id) {
+            if let Some(id) = port["id"].as_str() {
+                remove_port(id);
+            }
+        }
+        let mut args: Vec<&str> = self.docker_args.iter().map(String::as_str).collect();
+        args.extend(["rm", "-f", &self.id]);
+        let _ = run("docker", &args);
+    }
+}
+
+/// Deletes a port in Neutron and its row on br-int, whatever state they are in.
+pub fn remove_port(port_id: &str) {
+    let _ = run(
+        "ovs-vsctl",
+        &["--if-exists", "del-port", BRIDGE, &tap_of(port_id)],
+    );
+    neutron().call("DELETE", &format!("/ports/{port_id}"), None);
+}
+
+/// Sends `bytes` random bytes over TCP from `client` to `server_ip` in `server` with busybox
+/// `nc` and returns the `md5sum` of what was sent and of what arrived.
+pub fn nc_transfer(
+    server: &TestContainer,
+    server_ip: &str,
+    client: &TestContainer,
+    bytes: usize,
+) -> (String, String) {
+    let blocks = (bytes / 1024).to_string();
+    let made = client.exec(&[
+        "dd",
+        "if=/dev/urandom",
+        "of=/tmp/sent",
+        "bs=1024",
+        &format!("count={blocks}"),
+    ]);
+    assert!(made.status.success(), "dd in {} failed", client.name);
+
+    // busybox nc closes the connection when its stdin ends, so the listener reads a pipe
+    // that stays open instead of the /dev/null a background job gets.
+    let listen = server.exec(&[
+        "sh",
+        "-c",
+        "rm -f /tmp/received; (sleep 60 | nc -l -p 5001 > /tmp/received) > /dev/null 2>&1 &",
+    ]);
+    assert!(listen.status.success(), "nc -l in {} failed", server.name);
+
+    // The listener starts in the background: retry the connection until it is up.
+    let connected = eventually(Duration::from_secs(10), || {
+        client
+            .exec(&["sh", "-c", &format!("nc -w 5 {server_ip} 5001 < /tmp/sent")])
+            .status
+            .success()
+    });
+    assert!(connected, "nc from {} to {server_ip} failed", client.name);
+
+    let sent = client.exec_stdout(&["md5sum", "/tmp/sent"]);
+    let mut received = String::new();
+    eventually(Duration::from_secs(10), || {
+        received = server.exec_stdout(&["md5sum", "/tmp/received"]);
+        received.split_whitespace().next() == sent.split_whitespace().next()
+    });
+    (
+        sent.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        received
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// Returns the port's fixed IPs as strings.
+pub fn fixed_ips(port: &Value) -> Vec<String> {
+    port["fixed_ips"]
+        .as_array()
+        .map(|ips| {
+            ips.iter()
+                .filter_map(|ip| ip["ip_address"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A process kept in a container's current network namespace, so that the kernel keeps the
+/// namespace and its veth after the container restarts, as it does for a while anyway
+/// when something still references it. Dropping it kills the process.
+pub struct NetnsHolder {
+    child: std::process::Child,
+}
+
+impl NetnsHolder {
+    pub fn new(container: &TestContainer) -> Self {
+        let pid = container.docker_ok_inspect("{{.State.Pid}}");
+        let child = Command::new("nsenter")
+            .args([&format!("--net=/proc/{pid}/ns/net"), "sleep", "300"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a process in the container's network namespace");
+        Self { child }
+    }
+}
+
+impl Drop for NetnsHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -50,3 +50,9 @@ cluster-check:
 # isolation and `clampify list` per host, then teardown. KEEP=1 keeps it all running.
 demo-cluster: lab
 	scripts/demo-cluster.sh
+
+.PHONY: bench
+# Benchmark Clampify and kuryr-libnetwork on the lab (root); writes target/bench/results.json
+# and docs/benchmarks.md. BENCH_QUICK=1 for a run of a few minutes; see bench/run.sh.
+bench:
+	bench/run.sh

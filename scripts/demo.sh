@@ -188,6 +188,12 @@ other_clampify_runs() {
     case $stat in Z*) continue ;; esac
     [ "$pid" != "$AGENT_PID" ] || continue
     [ "$(readlink "/proc/$pid/ns/net" 2> /dev/null)" = "$own_netns" ] || continue
+    # An agent of another dockerd leaves this dockerd's ports alone: each port records the
+    # data root of the dockerd it was made for.
+    case " $args " in
+      *" --docker-host "*|*" --docker-host="*)
+        case " $args " in *"unix:///var/run/docker.sock"*|*"unix:///run/docker.sock"*) ;; *) continue ;; esac ;;
+    esac
     echo "clampify watch (pid $pid)"
   done < <(ps -eo pid=,stat=,comm=,args=)
   docker ps --filter 'name=^/cfy-' --format '{{.Names}}' | grep -v '^cfy-demo-' |
@@ -373,7 +379,7 @@ show_list() {
     esac
   done < <(tail -n +2 <<< "$output")
   if [ "$others" -gt 0 ]; then
-    info "($others more Clampify ports on this host, of other containers, are not shown)"
+    info "($others more Clampify ports on this host, of other namespaces or containers, are not shown)"
   fi
 }
 

@@ -143,7 +143,7 @@ impl Shared {
         let config = &self.config;
         tracing::info!(
             host = %self.attacher.host(),
-            default_network = %config.default_networks.join(","),
+            default_network = %default_networks_label(&config.default_networks),
             docker = %self.docker.endpoint(),
             docker_data_root = %self.data_root,
             concurrency = config.concurrency,
@@ -256,5 +256,14 @@ impl Dispatcher {
                 "work still running at shutdown was stopped"
             );
         }
+    }
+}
+
+/// The default networks for the start log line; "none" rather than an empty value.
+fn default_networks_label(networks: &[String]) -> String {
+    if networks.is_empty() {
+        "none".to_string()
+    } else {
+        networks.join(",")
     }
 }

@@ -109,7 +109,7 @@ impl Inner {
                 continue;
             }
             match self.neutron.statuses(&ids).await {
-                Ok(statuses) => self.settle(&statuses),
+                Ok(statuses) => self.settle(&ids, &statuses),
                 Err(err) => {
                     tracing::debug!(ports = ids.len(), error = %err, "port status poll failed; polling again")
                 }
@@ -126,7 +126,10 @@ impl Inner {
     }
 
     /// Wakes the waiters of every ACTIVE or deleted port and records the others' status.
-    fn settle(&self, statuses: &HashMap<String, String>) {
+    ///
+    /// Only ports in `polled` can be missing from `statuses`: a waiter that arrived while the
+    /// request was in flight is settled by the next poll.
+    fn settle(&self, polled: &[String], statuses: &HashMap<String, String>) {
         let Ok(mut waiters) = self.waiters.lock() else {
             return;
         };
@@ -144,9 +147,9 @@ impl Inner {
             }
         }
         // A port Neutron no longer lists was deleted, and will never become ACTIVE.
-        let deleted: Vec<String> = waiters
-            .keys()
-            .filter(|port| !statuses.contains_key(*port))
+        let deleted: Vec<String> = polled
+            .iter()
+            .filter(|port| waiters.contains_key(*port) && !statuses.contains_key(*port))
             .cloned()
             .collect();
         for port in deleted {
@@ -154,5 +157,56 @@ impl Inner {
                 let _ = sender.send(Outcome::Deleted);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner_with_waiter(port: &str) -> (Inner, oneshot::Receiver<Outcome>) {
+        let (sender, receiver) = oneshot::channel();
+        let inner = Inner {
+            neutron: Neutron::new(crate::openstack::testing::session_for_uri(
+                "http://127.0.0.1:9",
+            )),
+            interval: Duration::from_millis(10),
+            waiters: Mutex::new(HashMap::from([(port.to_string(), vec![sender])])),
+            seen: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            running: AtomicBool::new(true),
+        };
+        (inner, receiver)
+    }
+
+    #[test]
+    fn waiter_after_poll_is_not_deleted() {
+        let (inner, mut receiver) = inner_with_waiter("late");
+
+        inner.settle(&["early".to_string()], &HashMap::new());
+
+        assert!(
+            receiver.try_recv().is_err(),
+            "a port not polled must keep waiting"
+        );
+    }
+
+    #[test]
+    fn polled_port_missing_is_deleted() {
+        let (inner, mut receiver) = inner_with_waiter("gone");
+
+        inner.settle(&["gone".to_string()], &HashMap::new());
+
+        assert_eq!(receiver.try_recv().ok(), Some(Outcome::Deleted));
+    }
+
+    #[test]
+    fn active_port_wakes_waiter() {
+        let (inner, mut receiver) = inner_with_waiter("up");
+        let statuses = HashMap::from([("up".to_string(), "ACTIVE".to_string())]);
+
+        inner.settle(&["up".to_string()], &statuses);
+
+        assert_eq!(receiver.try_recv().ok(), Some(Outcome::Active));
     }
 }

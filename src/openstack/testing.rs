@@ -17,25 +17,13 @@ const LAB_NEUTRON_URL: &str = "http://127.0.0.1:9696";
 
 /// Returns password credentials for user `admin` in project `admin`, against the mock server.
 pub fn credentials(server: &MockServer) -> Credentials {
-    Credentials {
-        auth_url: format!("{}/v3", server.uri()).parse().unwrap(),
-        auth: AuthMethod::Password {
-            user: UserRef::Name {
-                name: "admin".to_owned(),
-                domain: DomainRef::Name("Default".to_owned()),
-            },
-            password: Secret::new("admin-password"),
-        },
-        scope: Some(Scope::Project(ProjectRef::Name {
-            name: "admin".to_owned(),
-            domain: DomainRef::Name("Default".to_owned()),
-        })),
-        region_name: Some("RegionOne".to_owned()),
-        interface: Interface::Public,
-        cacert: None,
-        insecure: false,
-        sources: Vec::new(),
-    }
+    let mut credentials = credentials_for_uri(&server.uri());
+    credentials.scope = Some(Scope::Project(ProjectRef::Name {
+        name: "admin".to_owned(),
+        domain: DomainRef::Name("Default".to_owned()),
+    }));
+    credentials.region_name = Some("RegionOne".to_owned());
+    credentials
 }
 
 pub fn session(server: &MockServer) -> Session {
@@ -59,4 +47,28 @@ pub fn keystone(server: &MockServer, token: &str) -> Mock {
     Mock::given(method("POST"))
         .and(path("/v3/auth/tokens"))
         .respond_with(token_reply(server, token))
+}
+
+/// Returns a session whose Keystone is `uri`, for tests that send no request.
+pub fn session_for_uri(uri: &str) -> Session {
+    Session::new(credentials_for_uri(uri)).unwrap()
+}
+
+fn credentials_for_uri(uri: &str) -> Credentials {
+    Credentials {
+        auth_url: format!("{uri}/v3").parse().unwrap(),
+        auth: AuthMethod::Password {
+            user: UserRef::Name {
+                name: "admin".to_owned(),
+                domain: DomainRef::Name("Default".to_owned()),
+            },
+            password: Secret::new("admin-password"),
+        },
+        scope: None,
+        region_name: None,
+        interface: Interface::Public,
+        cacert: None,
+        insecure: false,
+        sources: Vec::new(),
+    }
 }

@@ -19,6 +19,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.environ.get("BENCH_OUT", os.path.join(REPO_ROOT, "target/bench"))
 DOC = os.path.join(REPO_ROOT, "docs/benchmarks.md")
 PLOT_DIR = os.path.join(REPO_ROOT, "docs/benchmarks")
+# Hand-written analysis of where the time goes, appended to the generated page.
+ANALYSIS = os.path.join(REPO_ROOT, "bench/analysis.md")
 
 # (figure, description of the target, function of the results that returns (limit, met) or
 # None when an input is missing).
@@ -360,8 +362,12 @@ def main():
             plots.add(name)
         elif os.path.exists(path):
             os.remove(path)  # a plot of an older run would contradict this page
+    text = render(results, details, plots)
+    if os.path.exists(ANALYSIS):
+        with open(ANALYSIS, encoding="utf-8") as analysis:
+            text = text.rstrip("\n") + "\n\n" + analysis.read()
     with open(DOC, "w", encoding="utf-8") as page:
-        page.write(render(results, details, plots))
+        page.write(text)
     print(f"report: wrote {DOC} and {len(plots)} plot(s) in {PLOT_DIR}")
 
 

@@ -18,7 +18,7 @@ use crate::openstack::{Neutron, NeutronError};
 /// Status Neutron gives a port whose flows are in place.
 const ACTIVE: &str = "ACTIVE";
 
-/// What a waiter learns: the port is ACTIVE, or it is gone.
+/// Outcome of a wait: the port became ACTIVE, or it was deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Active,

@@ -69,7 +69,7 @@ pub async fn create(settings: &Settings, args: CreateArgs) -> anyhow::Result<()>
     output::attachment(settings, &attachment)
 }
 
-/// A port may be adopted when it is unbound, or already bound to this host by Clampify.
+/// Accepts a port for adoption when it is unbound, or already bound to this host by Clampify.
 fn check_adoptable(port: &Port, settings: &Settings) -> anyhow::Result<()> {
     let bound_to = port.binding_host_id.as_deref().unwrap_or("");
     if !bound_to.is_empty() && bound_to != settings.host {

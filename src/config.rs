@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// Where the configuration file is read from when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/clampify/clampify.toml";
 
-/// What can go wrong while reading the configuration file.
+/// Failure to read the configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("read configuration file {path}")]

@@ -67,7 +67,7 @@ pub enum AgentError {
     },
 }
 
-/// What every task of the agent shares.
+/// State shared by every task of the agent.
 #[derive(Debug)]
 struct Shared {
     attacher: Attacher<HostPlumbing>,
@@ -259,7 +259,7 @@ impl Dispatcher {
     }
 }
 
-/// The default networks for the start log line; "none" rather than an empty value.
+/// Formats the default networks for the start log line, with "none" for an empty list.
 fn default_networks_label(networks: &[String]) -> String {
     if networks.is_empty() {
         "none".to_string()

@@ -11,6 +11,7 @@ use super::{Dispatcher, Shared};
 use crate::attach::{
     dockerd_data_root, netns_label, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME, OVS_KEY_NETNS,
 };
+use crate::docker::is_container_id;
 use crate::openstack::{Port, PortFilters};
 use crate::plumbing::{self, Netns};
 
@@ -166,10 +167,6 @@ fn count_foreign(
         count += 1;
     }
     count
-}
-
-fn is_container_id(device_id: &str) -> bool {
-    device_id.len() == 64 && device_id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn is_netns_row(external_ids: &std::collections::BTreeMap<String, String>) -> bool {

@@ -20,7 +20,7 @@ use crate::plumbing::{self, host_ifname, Netns};
 /// Why handling an event failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum WorkError {
-    /// The container asks for something it may not have; retrying changes nothing.
+    /// The container requests something it may not have, so retrying changes nothing.
     #[error("{0}")]
     Rejected(String),
 

@@ -109,15 +109,16 @@ impl Plumbing for HostPlumbing {
         if !plumbing::link_exists(host_ifname).await? {
             return Ok(None);
         }
-        let Some(row) = self.find_interface(host_ifname).await? else {
+        // One row by name: listing the whole bridge would cost every start O(ports).
+        let Some(external_ids) = self.ovsdb.interface_external_ids(host_ifname).await? else {
             return Ok(None);
         };
-        let recorded = row.external_ids.get(super::OVS_KEY_NETNS);
+        let recorded = external_ids.get(super::OVS_KEY_NETNS);
         if recorded != Some(&super::netns_label(netns)) {
             return Ok(None);
         }
         Ok(Some(
-            row.external_ids
+            external_ids
                 .get(super::OVS_KEY_IFNAME)
                 .cloned()
                 .unwrap_or_default(),

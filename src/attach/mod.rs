@@ -120,7 +120,7 @@ pub struct Unplugged {
     pub link: bool,
 }
 
-/// What can go wrong while attaching or detaching; each variant is one step.
+/// Failure of an attach or detach, one variant per step.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error("look up network {network}")]
@@ -202,7 +202,7 @@ pub enum AttachError {
     },
 }
 
-/// Where the port of an attachment comes from.
+/// Source of the port of an attachment.
 #[derive(Debug, Clone)]
 pub enum PortSource {
     /// Create a port with these fixed IPs and security groups (names or IDs). Without IPs
@@ -305,7 +305,7 @@ impl<P: Plumbing> Attacher<P> {
         }
     }
 
-    /// The ports the attacher knows per container; the agent seeds it at each reconcile.
+    /// Returns the cache of ports per container, which the agent seeds at each reconcile.
     pub fn port_cache(&self) -> &PortCache {
         &self.ports
     }
@@ -662,12 +662,12 @@ pub fn netns_label(netns: &Netns) -> String {
     }
 }
 
-/// Whether Clampify created the port, rather than adopting it with `create --port`.
+/// Returns whether Clampify created the port, rather than adopting it with `create --port`.
 pub fn created_by_clampify(port: &Port) -> bool {
     port.description.starts_with(DESCRIPTION_CREATED)
 }
 
-/// Whether `clampify create` made the port's namespace.
+/// Returns whether `clampify create` made the port's namespace.
 pub fn netns_created_with(port: &Port) -> bool {
     port.description == DESCRIPTION_NETNS_CREATED
 }

@@ -1,4 +1,4 @@
-//! What the agent knows of each container's ports, so a start costs no Neutron listing.
+//! A cache of each container's ports, so that a start costs no Neutron listing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +10,7 @@ use crate::openstack::Port;
 ///
 /// A container missing from a seeded cache has no port: every port of this host was in the
 /// listing, and later ones were created here. The cache is a hint, not the truth. A caller
-/// that finds a cached port gone calls [`PortCache::forget`], and the next lookup asks Neutron.
+/// that finds a cached port gone calls [`PortCache::forget`], and the next lookup queries Neutron.
 #[derive(Debug, Default)]
 pub struct PortCache {
     state: Mutex<State>,

@@ -138,7 +138,7 @@ fn check_port_id(port: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a port to delete is plugged into.
+/// Kind of target a port to delete is plugged into.
 #[derive(Debug, PartialEq, Eq)]
 enum Target {
     Netns,
@@ -219,7 +219,7 @@ fn remove_netns(name: &str) {
 /// hosts without Docker, so a Docker that cannot be reached leaves the names out.
 async fn container_names(settings: &Settings, ports: &[Port]) -> HashMap<String, String> {
     let mut names = HashMap::new();
-    let is_container = |id: &str| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_container = clampify::docker::is_container_id;
     if !ports.iter().any(|port| is_container(&port.device_id)) {
         return names;
     }

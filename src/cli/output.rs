@@ -14,7 +14,7 @@ pub struct ListEntry {
     pub port_id: String,
     pub network_id: String,
     pub device_id: String,
-    /// Name of the container that owns the port, when Docker knows it.
+    /// Name of the container that owns the port, when Docker returns it.
     pub container: Option<String>,
     pub netns: Option<String>,
     pub interface: Option<String>,

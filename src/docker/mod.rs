@@ -212,6 +212,12 @@ impl Docker {
     }
 }
 
+/// Returns whether `id` is a full container ID: 64 hex digits, as Docker makes them and as
+/// Clampify stores them in a port's `device_id`.
+pub fn is_container_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Returns the socket path of a `unix://` endpoint or an absolute path, or `None` for any
 /// other scheme.
 fn socket_path(endpoint: &str) -> Option<&str> {

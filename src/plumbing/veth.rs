@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use futures::future::try_join_all;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::AddressHeaderFlags;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
@@ -119,6 +120,10 @@ async fn create_veth(
         })
 }
 
+/// Configures the inside end. Requests that do not depend on each other's replies are sent
+/// back to back on the one socket: the kernel handles a netlink socket's requests in the
+/// order they were sent, so the order below holds, and the plug waits for one round trip
+/// per group instead of one per request.
 async fn configure_inside(
     inside: &Rtnl,
     ethtool_socket: Option<&OwnedFd>,
@@ -126,30 +131,39 @@ async fn configure_inside(
     iface: &InterfaceConfig,
 ) -> Result<(), PlumbingError> {
     let path = netns.path().to_owned();
-    inside.set_up("lo").await?;
-    let index = inside
-        .link_index(&iface.name)
-        .await?
-        .ok_or_else(|| PlumbingError::FindLink {
-            ifname: iface.name.clone(),
-            netns: Some(path.clone()),
-            source: io::Error::from(io::ErrorKind::NotFound),
-        })?;
 
     // Docker 20.10 creates `--network none` namespaces with IPv6 disabled on every interface
     // (net.ipv6.conf.default.disable_ipv6=1), and the kernel rejects IPv6 addresses on such an
     // interface with EACCES. Enabling IPv6 on this interface alone leaves the rest as it was.
-    if iface
-        .addresses
-        .iter()
-        .any(|address| address.addr().is_ipv6())
-    {
-        let key = format!("net/ipv6/conf/{}/disable_ipv6", iface.name);
-        write_sysctl(netns, &key, "0").await?;
-    }
-    for address in &iface.addresses {
-        add_address(inside, index, *address, &iface.name, &path).await?;
-    }
+    let enable_ipv6 = async {
+        if iface
+            .addresses
+            .iter()
+            .any(|address| address.addr().is_ipv6())
+        {
+            let key = format!("net/ipv6/conf/{}/disable_ipv6", iface.name);
+            write_sysctl(netns, &key, "0").await?;
+        }
+        Ok(())
+    };
+    let ((), (), index) = tokio::try_join!(
+        enable_ipv6,
+        inside.set_up("lo"),
+        inside.link_index(&iface.name),
+    )?;
+    let index = index.ok_or_else(|| PlumbingError::FindLink {
+        ifname: iface.name.clone(),
+        netns: Some(path.clone()),
+        source: io::Error::from(io::ErrorKind::NotFound),
+    })?;
+
+    try_join_all(
+        iface
+            .addresses
+            .iter()
+            .map(|address| add_address(inside, index, *address, &iface.name, &path)),
+    )
+    .await?;
 
     // Before the link goes up, so that no packet leaves with an unfinished checksum.
     if let Some(socket) = ethtool_socket {
@@ -162,11 +176,13 @@ async fn configure_inside(
         })?;
     }
 
-    // Routes through a gateway need the link up: the kernel rejects them with ENETDOWN.
-    inside.set_up(&iface.name).await?;
-    for route in &iface.routes {
-        add_route(inside, index, route, &iface.name, &path).await?;
-    }
+    // Routes through a gateway need the link up, or the kernel rejects them with ENETDOWN;
+    // the link-up request is sent first, so it is handled first.
+    let routes = iface
+        .routes
+        .iter()
+        .map(|route| add_route(inside, index, route, &iface.name, &path));
+    let ((), _) = tokio::try_join!(inside.set_up(&iface.name), try_join_all(routes))?;
     Ok(())
 }
 

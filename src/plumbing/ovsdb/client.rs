@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::net::UnixStream;
 
-use super::ops::{self, column, rows};
+use super::ops::{self, column, rows, SameName};
 use super::rpc::RpcConnection;
 use super::{OvsdbError, OvsdbOperation};
 use crate::plumbing::PlumbingError;
@@ -126,14 +126,7 @@ impl OvsdbClient {
             port: ifname.to_owned(),
         };
         let started = Instant::now();
-
-        let found = self
-            .transact(ops::find_port(ifname))
-            .await
-            .map_err(wrap(op))?;
-        let old_port = first_uuid(&found[0]).map_err(wrap(op))?;
-        let add = ops::add_port(bridge, ifname, external_ids, old_port.as_deref());
-        let results = self.transact(add).await.map_err(|error| {
+        let missing_bridge = |error: OvsdbError| {
             if ops::is_wait_timeout(&error, 0) {
                 wrap(op)(OvsdbError::BridgeNotFound {
                     bridge: bridge.to_owned(),
@@ -141,13 +134,34 @@ impl OvsdbClient {
             } else {
                 wrap(op)(error)
             }
-        })?;
+        };
+
+        let first = ops::add_port(bridge, ifname, external_ids, SameName::Absent);
+        let mut replaced = false;
+        let results = match self.transact(first).await {
+            Err(error) if ops::is_wait_timeout(&error, ops::NAME_FREE_WAIT) => {
+                // A port of that name exists: look it up and replace it. If it went away
+                // in between, the plain insert is tried once more.
+                let found = self
+                    .transact(ops::find_port(ifname))
+                    .await
+                    .map_err(wrap(op))?;
+                let old_port = first_uuid(&found[0]).map_err(wrap(op))?;
+                replaced = old_port.is_some();
+                let same_name = old_port
+                    .as_deref()
+                    .map_or(SameName::Absent, SameName::Replace);
+                let second = ops::add_port(bridge, ifname, external_ids, same_name);
+                self.transact(second).await.map_err(missing_bridge)?
+            }
+            result => result.map_err(missing_bridge)?,
+        };
         self.wait_applied(&results).await.map_err(wrap(op))?;
 
         tracing::debug!(
             bridge,
             host_ifname = ifname,
-            replaced = old_port.is_some(),
+            replaced,
             elapsed = ?started.elapsed(),
             "OVS port added"
         );

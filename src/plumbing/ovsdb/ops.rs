@@ -57,24 +57,41 @@ pub(crate) fn find_port(port: &str) -> Vec<Value> {
     vec![select("Port", json!([name_is(port)]), &["_uuid"])]
 }
 
-/// Adds Port and Interface `ifname` to `bridge` in one transaction. `old_port`, a Port row
-/// with the same name found beforehand, is removed from every bridge that lists it; Port
-/// and Interface rows are garbage-collected once unreferenced, so the old rows go with it.
-/// This matches `ovs-vsctl --if-exists del-port IFNAME -- add-port BRIDGE IFNAME`: a re-plug
-/// yields the same rows as a first plug, whatever the old port carried.
+/// The handling of a Port row that already has the name [`add_port`] is about to use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SameName<'a> {
+    /// Expect none: the `wait` at [`NAME_FREE_WAIT`] aborts the transaction if one exists.
+    /// This saves a lookup round trip on a first plug, the common case.
+    Absent,
+    /// Port row `uuid`, found beforehand, is removed from every bridge that lists it.
+    Replace(&'a str),
+}
+
+/// The index of the `wait` that [`SameName::Absent`] adds.
+pub(crate) const NAME_FREE_WAIT: usize = 1;
+
+/// Adds Port and Interface `ifname` to `bridge` in one transaction. With
+/// [`SameName::Replace`], the old Port row loses its last reference, and garbage collection
+/// deletes it with its Interface rows. This matches
+/// `ovs-vsctl --if-exists del-port IFNAME -- add-port BRIDGE IFNAME`: a re-plug yields the
+/// same rows as a first plug, whatever the old port carried.
 pub(crate) fn add_port(
     bridge: &str,
     ifname: &str,
     external_ids: &BTreeMap<String, String>,
-    old_port: Option<&str>,
+    same_name: SameName<'_>,
 ) -> Vec<Value> {
     let mut ops = vec![wait_named_row("Bridge", json!([name_is(bridge)]), bridge)];
-    if let Some(old_port) = old_port {
-        ops.push(json!({
+    match same_name {
+        SameName::Absent => ops.push(json!({
+            "op": "wait", "timeout": 0, "table": "Port", "where": [name_is(ifname)],
+            "columns": ["name"], "until": "==", "rows": [],
+        })),
+        SameName::Replace(old_port) => ops.push(json!({
             "op": "mutate", "table": "Bridge",
             "where": [["ports", "includes", uuid(old_port)]],
             "mutations": [["ports", "delete", uuid(old_port)]],
-        }));
+        })),
     }
     ops.push(json!({
         "op": "insert", "table": "Interface", "uuid-name": "new_iface",
@@ -313,10 +330,12 @@ mod tests {
 
     #[test]
     fn add_port_transaction_shape() {
-        let ops = add_port("br-test", "tap4312b826-10", &ids(), None);
+        let ops = add_port("br-test", "tap4312b826-10", &ids(), SameName::Absent);
         let expected = json!([
             {"op": "wait", "timeout": 0, "table": "Bridge", "where": [["name", "==", "br-test"]],
              "columns": ["name"], "until": "==", "rows": [{"name": "br-test"}]},
+            {"op": "wait", "timeout": 0, "table": "Port", "where": [["name", "==", "tap4312b826-10"]],
+             "columns": ["name"], "until": "==", "rows": []},
             {"op": "insert", "table": "Interface", "uuid-name": "new_iface",
              "row": {"name": "tap4312b826-10", "type": "", "external_ids": ["map", [
                  ["attached-mac", "fa:16:3e:d8:1c:8f"],
@@ -338,7 +357,7 @@ mod tests {
             "br-test",
             "tap1",
             &BTreeMap::new(),
-            Some("5b1a0000-0000-4000-8000-000000000001"),
+            SameName::Replace("5b1a0000-0000-4000-8000-000000000001"),
         );
         assert_eq!(ops.len(), 7);
         assert_eq!(
@@ -363,7 +382,7 @@ mod tests {
 
     #[test]
     fn failed_operation_named_in_error() {
-        let ops = add_port("br-missing", "tap1", &BTreeMap::new(), None);
+        let ops = add_port("br-missing", "tap1", &BTreeMap::new(), SameName::Absent);
         let result = json!([{"error": "timed out"}, null, null]);
         let error = check_results(&ops, result).unwrap_err();
         assert!(is_wait_timeout(&error, 0));

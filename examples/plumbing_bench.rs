@@ -1,5 +1,5 @@
-//! Times the local half of an attach: `plug_veth` plus `OvsdbClient::add_port` (which waits for
-//! ovs-vswitchd to apply the change), and the matching detach, on a scratch bridge.
+//! Times the local half of an attach, `HostPlumbing::plug` (the veth pair and its OVS port,
+//! until ovs-vswitchd has applied the change), and the matching `unplug`, on a scratch bridge.
 //!
 //! Run as root with Open vSwitch up: `cargo run --release --example plumbing_bench -- [CYCLES]`.
 //! It creates a namespace `clampify-bench-<random>` and a userspace-datapath bridge
@@ -10,10 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clampify::attach::{HostPlumbing, Plumbing};
 use clampify::plumbing::ovsdb::DEFAULT_ENDPOINT;
-use clampify::plumbing::{
-    delete_link, delete_named, ensure_named, plug_veth, InterfaceConfig, OvsdbClient, Route,
-};
+use clampify::plumbing::{delete_named, ensure_named, InterfaceConfig, OvsdbClient, Route};
 
 /// A namespace and an OVS bridge that exist for the run and are removed on drop.
 struct Scratch {
@@ -118,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
     let scratch = Scratch::create()?;
     let netns = clampify::plumbing::Netns::named(&scratch.netns_name)?;
     let ovs = OvsdbClient::connect(DEFAULT_ENDPOINT).await?;
+    let host = HostPlumbing::new(ovs, scratch.bridge.clone());
     let iface = interface()?;
     let host_ifname = format!("cbtap{}", random_suffix()?);
     let external_ids = BTreeMap::from([
@@ -128,25 +128,20 @@ async fn main() -> anyhow::Result<()> {
         ),
     ]);
 
-    let mut plug = Vec::with_capacity(cycles);
     let mut attach = Vec::with_capacity(cycles);
     let mut detach = Vec::with_capacity(cycles);
     for _ in 0..cycles {
         let started = Instant::now();
-        plug_veth(&netns, &host_ifname, &iface).await?;
-        plug.push(started.elapsed());
-        ovs.add_port(&scratch.bridge, &host_ifname, &external_ids)
+        host.plug(&netns, &host_ifname, &iface, &external_ids)
             .await?;
         attach.push(started.elapsed());
 
         let started = Instant::now();
-        ovs.del_port(&scratch.bridge, &host_ifname).await?;
-        delete_link(&host_ifname).await?;
+        host.unplug(&host_ifname).await?;
         detach.push(started.elapsed());
     }
 
-    report("plug_veth", plug);
-    report("attach (plug_veth + add_port, applied)", attach);
-    report("detach (del_port, applied + delete_link)", detach);
+    report("attach (veth and OVS port, applied)", attach);
+    report("detach (OVS port, applied, and veth)", detach);
     Ok(())
 }

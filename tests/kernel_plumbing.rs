@@ -10,8 +10,8 @@ use std::os::unix::fs::MetadataExt;
 
 use clampify::plumbing::{
     delete_link, delete_link_in, delete_named, ensure_named, in_netns, link_exists, link_exists_in,
-    next_free_ifname, plug_veth, plug_veth_in, write_sysctl, InterfaceConfig, Netns, PlumbingError,
-    Route,
+    next_free_ifname, plug_veth, plug_veth_in, plug_veth_with, write_sysctl, InterfaceConfig,
+    Netns, PlumbingError, Route,
 };
 use common::{
     host_link, random_suffix, require_root, run, stdout_of, HostLinkGuard, NetnsNameGuard,
@@ -270,6 +270,56 @@ async fn failed_route_removes_the_veth() {
         error.to_string().contains("0.0.0.0/0 via 203.0.113.1"),
         "{error}"
     );
+    assert_eq!(host_link(&host.name), None, "host end left behind");
+    assert_eq!(scratch.link_names(), ["lo"], "peer left behind");
+}
+
+#[tokio::test]
+async fn plug_veth_with_sees_host_end() {
+    require_root();
+    let scratch = ScratchNetns::new();
+    let host = HostLinkGuard::new();
+    let host_name = host.name.clone();
+
+    let seen = plug_veth_with(
+        &scratch.netns(),
+        &host.name,
+        &dual_stack_interface(),
+        async { link_exists(&host_name).await },
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        seen,
+        "the host end did not exist when the work alongside ran"
+    );
+    assert!(host_link(&host.name).is_some());
+    assert_eq!(scratch.link_names(), ["lo", "eth0"]);
+}
+
+#[tokio::test]
+async fn plug_veth_with_failure_removes_veth() {
+    require_root();
+    let scratch = ScratchNetns::new();
+    let host = HostLinkGuard::new();
+    let rejected = async {
+        Err::<(), _>(PlumbingError::InvalidIfname {
+            name: "stand-in".to_owned(),
+            reason: "the test refuses it",
+        })
+    };
+
+    let error = plug_veth_with(
+        &scratch.netns(),
+        &host.name,
+        &dual_stack_interface(),
+        rejected,
+    )
+    .await
+    .unwrap_err();
+
+    assert!(error.to_string().contains("the test refuses it"), "{error}");
     assert_eq!(host_link(&host.name), None, "host end left behind");
     assert_eq!(scratch.link_names(), ["lo"], "peer left behind");
 }

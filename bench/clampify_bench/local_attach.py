@@ -73,7 +73,7 @@ class ShellScratch:
         host.run(["ip", "netns", "delete", self.netns], check=False)
 
 
-# Example line: "attach (plug_veth + add_port, applied): n=50 p50=5.61 ms p90=6.02 ms ..."
+# Example line: "attach (veth and OVS port, applied): n=50 p50=5.61 ms p90=6.02 ms ..."
 _SUMMARY_LINE = re.compile(r"^(?P<label>[^:]+): n=(?P<n>\d+) p50=(?P<p50>[\d.]+) ms "
                            r"p90=(?P<p90>[\d.]+) ms")
 

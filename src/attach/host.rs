@@ -1,6 +1,7 @@
 //! The real [`Plumbing`]: netlink for the veth pair and OVSDB for the integration bridge.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
@@ -71,16 +72,22 @@ impl Plumbing for HostPlumbing {
         iface: &InterfaceConfig,
         external_ids: &BTreeMap<String, String>,
     ) -> Result<(), PlumbingError> {
-        plumbing::plug_veth(netns, host_ifname, iface).await?;
-        if let Err(err) = self
-            .ovsdb
-            .add_port(&self.bridge, host_ifname, external_ids)
-            .await
-        {
-            if let Err(cleanup) = plumbing::delete_link(host_ifname).await {
-                tracing::warn!(host_ifname, error = %cleanup, "could not remove veth after failed OVS add-port");
+        let added = AtomicBool::new(false);
+        let add_port = async {
+            self.ovsdb
+                .add_port(&self.bridge, host_ifname, external_ids)
+                .await?;
+            added.store(true, Ordering::Relaxed);
+            Ok(())
+        };
+        // On failure plug_veth_with has deleted the pair, but not the OVS port.
+        if let Err(error) = plumbing::plug_veth_with(netns, host_ifname, iface, add_port).await {
+            if added.load(Ordering::Relaxed) {
+                if let Err(cleanup) = self.ovsdb.del_port(&self.bridge, host_ifname).await {
+                    tracing::warn!(host_ifname, error = %cleanup, "could not remove OVS port after failed plug; remove it with ovs-vsctl del-port");
+                }
             }
-            return Err(err);
+            return Err(error);
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Plugging a veth pair between the host and a network namespace.
 
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -45,6 +46,32 @@ pub async fn plug_veth_in(
     host_ifname: &str,
     iface: &InterfaceConfig,
 ) -> Result<(), PlumbingError> {
+    plug(host_netns, netns, host_ifname, iface, async { Ok(()) }).await
+}
+
+/// Like [`plug_veth`], and runs `alongside` as soon as the host end exists, while the inside
+/// end is being configured. Putting the host end on a bridge this way overlaps the wait for
+/// ovs-vswitchd with the netlink requests.
+///
+/// Both halves run to completion even if one fails, so that `alongside` is never cut off
+/// half-way. On any failure the pair is deleted. Undoing what `alongside` did is left to the
+/// caller, because only the caller can tell how far it got.
+pub async fn plug_veth_with<T>(
+    netns: &Netns,
+    host_ifname: &str,
+    iface: &InterfaceConfig,
+    alongside: impl Future<Output = Result<T, PlumbingError>>,
+) -> Result<T, PlumbingError> {
+    plug(None, netns, host_ifname, iface, alongside).await
+}
+
+async fn plug<T>(
+    host_netns: Option<&Netns>,
+    netns: &Netns,
+    host_ifname: &str,
+    iface: &InterfaceConfig,
+    alongside: impl Future<Output = Result<T, PlumbingError>>,
+) -> Result<T, PlumbingError> {
     let started = Instant::now();
     validate_ifname(host_ifname)?;
     iface.validate()?;
@@ -59,10 +86,15 @@ pub async fn plug_veth_in(
     )?;
 
     create_veth(&host, &target, netns, host_ifname, iface).await?;
-    if let Err(error) = configure_inside(&inside, ethtool_socket.as_ref(), netns, iface).await {
-        remove_after_failure(&host, host_ifname, &error).await;
-        return Err(error);
+    let (configured, outcome) = tokio::join!(
+        configure_inside(&inside, ethtool_socket.as_ref(), netns, iface),
+        alongside,
+    );
+    if let (Err(error), _) | (Ok(()), Err(error)) = (&configured, &outcome) {
+        remove_after_failure(&host, host_ifname, error).await;
     }
+    configured?;
+    let outcome = outcome?;
 
     tracing::debug!(
         netns = %netns,
@@ -72,7 +104,7 @@ pub async fn plug_veth_in(
         elapsed = ?started.elapsed(),
         "veth plugged"
     );
-    Ok(())
+    Ok(outcome)
 }
 
 /// Opens the ethtool socket when `netns` is given; runs on the thread inside that namespace.
@@ -120,10 +152,9 @@ async fn create_veth(
         })
 }
 
-/// Configures the inside end. Requests that do not depend on each other's replies are sent
-/// back to back on the one socket: the kernel handles a netlink socket's requests in the
-/// order they were sent, so the order below holds, and the plug waits for one round trip
-/// per group instead of one per request.
+/// Configures the inside end. Requests that do not need each other's replies are sent back to
+/// back on the one socket, so the plug waits for one round trip per group, not per request.
+/// The kernel handles a netlink socket's requests in the order they were sent.
 async fn configure_inside(
     inside: &Rtnl,
     ethtool_socket: Option<&OwnedFd>,
@@ -176,8 +207,8 @@ async fn configure_inside(
         })?;
     }
 
-    // Routes through a gateway need the link up, or the kernel rejects them with ENETDOWN;
-    // the link-up request is sent first, so it is handled first.
+    // Routes through a gateway need the link up, or the kernel rejects them with ENETDOWN.
+    // The link-up request is sent first, so it is handled first.
     let routes = iface
         .routes
         .iter()

@@ -374,6 +374,62 @@ fn agent_attaches_restarts_and_removes() {
 }
 
 #[test]
+fn agent_creates_port_before_start() {
+    prepare();
+    let mut agent = Agent::start(&[]);
+    let created = TestContainer::create("ag-created-", &["--network", "none"]);
+
+    // `docker create` alone gives the container its port, bound to this host and DOWN.
+    assert!(
+        eventually(ATTACH_TIMEOUT, || created.ports().len() == 1),
+        "no port for created container {}",
+        created.name
+    );
+    let port = only_port(&created);
+    let id = port_id(&port);
+    assert_eq!(port["device_id"].as_str(), Some(created.id.as_str()));
+    assert_eq!(port["status"], "DOWN");
+    assert_eq!(port["binding:host_id"].as_str(), Some(lab_host().as_str()));
+
+    // Its start plugs that port: same ID, the port's address, ACTIVE.
+    docker_ok(&["start", &created.name]);
+    let ip = wait_ipv4(&created);
+    assert_eq!(port_id(&only_port(&created)), id);
+    assert_eq!(fixed_ips(&only_port(&created))[0], ip);
+    assert!(
+        neutron().wait_status(&id, "ACTIVE", ATTACH_TIMEOUT),
+        "port {id} of {} is not ACTIVE",
+        created.name
+    );
+    let attached = ["container attached", &created.id, "port_action=created"];
+    assert!(
+        agent.wait_for_log(&attached, ATTACH_TIMEOUT),
+        "no attach line for {}",
+        created.name
+    );
+    assert_eq!(agent.log_lines(&attached).len(), 1);
+
+    // A container removed without ever starting takes its port with it.
+    let never_started = TestContainer::create("ag-never-", &["--network", "none"]);
+    assert!(
+        eventually(ATTACH_TIMEOUT, || never_started.ports().len() == 1),
+        "no port for created container {}",
+        never_started.name
+    );
+    let unused = port_id(&only_port(&never_started));
+    never_started.remove();
+    assert!(
+        eventually(DETACH_TIMEOUT, || neutron().port(&unused).is_none()),
+        "port {unused} of removed container {} still exists",
+        never_started.name
+    );
+
+    created.remove();
+    let status = agent.stop();
+    assert!(status.success(), "agent exited with {status}");
+}
+
+#[test]
 fn agent_isolates_tenants_on_same_ip() {
     prepare();
     let _agent = Agent::start(&[]);

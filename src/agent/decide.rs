@@ -185,6 +185,8 @@ pub fn plan_event(
             plan.extend(attaches(container, None, networks, host));
             plan
         }
+        // A created container has no namespace yet; its port is created ahead by the worker.
+        EventAction::Create => Vec::new(),
         EventAction::Die => rows.map(remove_row).collect(),
         EventAction::Destroy => {
             let mut plan: Vec<Action> = rows.map(remove_row).collect();

@@ -78,7 +78,11 @@ struct Shared {
     config: AgentConfig,
     metrics: Arc<Metrics>,
     limiter: LogLimiter,
+    /// Bounds the start, die and destroy events worked on at once.
     permits: Semaphore,
+    /// Bounds the ports created ahead on `create` events, separately, so that a burst of
+    /// creates does not hold up the starts that follow them.
+    prepare_permits: Semaphore,
 }
 
 /// Runs the agent until `shutdown` completes; attached containers stay attached.
@@ -114,6 +118,7 @@ pub async fn run(
         None => None,
     };
     let permits = Semaphore::new(config.concurrency.max(1));
+    let prepare_permits = Semaphore::new(config.concurrency.max(1));
     let shared = Arc::new(Shared {
         attacher,
         docker,
@@ -122,6 +127,7 @@ pub async fn run(
         metrics,
         limiter: LogLimiter::default(),
         permits,
+        prepare_permits,
     });
     shared.log_start();
 

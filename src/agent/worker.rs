@@ -1,4 +1,5 @@
-//! Handling one container event: attach on `start`, clean up on `die` and `destroy`.
+//! Handling one container event: create the port ahead on `create`, attach on `start`, clean
+//! up on `die` and `destroy`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use super::labels::{self, AttachSpec, Decision, ResolvedNetwork};
 use super::ratelimit::Verdict;
 use super::Shared;
 use crate::attach::{
-    AttachError, Attachment, ContainerTarget, NetworkInfo, NetworkRequest, Plumbing, PortAction,
+    AttachError, Attachment, ContainerRef, ContainerTarget, NetworkInfo, NetworkRequest, Plumbing,
+    PortAction,
 };
 use crate::docker::{ContainerEvent, ContainerInfo, DockerError, EventAction};
 use crate::openstack::Port;
@@ -51,6 +53,10 @@ impl WorkError {
 
 /// Handles one event, retrying with backoff; failures are logged here, never returned.
 pub(super) async fn handle(shared: &Shared, event: ContainerEvent) {
+    if event.action == EventAction::Create {
+        prepare(shared, &event).await;
+        return;
+    }
     let Ok(_permit) = shared.permits.acquire().await else {
         return;
     };
@@ -62,6 +68,7 @@ pub(super) async fn handle(shared: &Shared, event: ContainerEvent) {
     let mut attempt = 1;
     loop {
         let result = match event.action {
+            EventAction::Create => return,
             EventAction::Start => start(shared, &event).await,
             EventAction::Die => die(shared, &event).await,
             EventAction::Destroy => destroy(shared, &event).await,
@@ -107,6 +114,98 @@ pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// The networks a container gets, once its labels and the policy have been checked.
+enum Plan {
+    Skip(String),
+    Attach {
+        spec: AttachSpec,
+        networks: Vec<Arc<NetworkInfo>>,
+    },
+}
+
+/// Reads the container's labels and checks every network it requests against the policy
+/// before anything is made, so a rejected label leaves no partial attachment behind.
+async fn plan(shared: &Shared, container: &ContainerInfo) -> Result<Plan, WorkError> {
+    let spec = match labels::evaluate(
+        &container.labels,
+        &container.network_mode,
+        &shared.config.default_networks,
+    ) {
+        Ok(Decision::Attach(spec)) => spec,
+        Ok(Decision::Skip(reason)) => return Ok(Plan::Skip(reason.to_string())),
+        Err(err) => {
+            return Err(WorkError::Rejected(format!(
+                "container {}: {err}",
+                container.name
+            )))
+        }
+    };
+    let mut networks = Vec::new();
+    for network in &spec.networks {
+        networks.push(allowed_network(shared, container, &spec, network).await?);
+    }
+    let subnets: Vec<IpNet> = networks
+        .iter()
+        .flat_map(|info| info.subnets.iter().map(|subnet| subnet.cidr))
+        .collect();
+    labels::check_ips_in_subnets(&spec.ips, &subnets)
+        .map_err(|err| WorkError::Rejected(format!("container {}: {err}", container.name)))?;
+    Ok(Plan::Attach { spec, networks })
+}
+
+/// Creates the ports of a container that was just created, so that its start only plugs
+/// them. One attempt, no retries: on any failure the start creates what is missing and
+/// reports the error then.
+async fn prepare(shared: &Shared, event: &ContainerEvent) {
+    let Ok(_permit) = shared.prepare_permits.acquire().await else {
+        return;
+    };
+    let result = async {
+        let container = shared.docker.inspect(&event.id).await?;
+        let Plan::Attach { spec, networks } = plan(shared, &container).await? else {
+            return Ok(());
+        };
+        let reference = ContainerRef {
+            id: &container.id,
+            name: &container.name,
+            data_root: Some(&shared.data_root),
+        };
+        for info in networks {
+            let request = network_request(shared, &spec, &info);
+            if let Some(port) = shared
+                .attacher
+                .prepare_container_port(&reference, &request)
+                .await?
+            {
+                shared.metrics.ports_managed.inc();
+                tracing::debug!(container = %container.id, name = %container.name, port = %port.id, network = %info.network.name, "port created ahead of the container's start");
+            }
+        }
+        Ok::<(), WorkError>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::debug!(container = %event.id, name = %event.name, error = %error_chain(&err), "port not created ahead of the start, which creates it instead");
+    }
+}
+
+/// Returns the port request for one network: the container's fixed IPs in that network's
+/// subnets, its security groups, and the agent's ACTIVE timeout.
+fn network_request(shared: &Shared, spec: &AttachSpec, info: &NetworkInfo) -> NetworkRequest {
+    let ips: Vec<IpAddr> = spec
+        .ips
+        .iter()
+        .copied()
+        .filter(|ip| info.subnets.iter().any(|s| s.cidr.contains(ip)))
+        .collect();
+    NetworkRequest {
+        network: info.network.id.clone(),
+        ips,
+        security_groups: spec.security_groups.clone(),
+        wait: Some(shared.config.active_timeout),
+    }
+}
+
 async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError> {
     let container = match shared.docker.inspect(&event.id).await {
         Ok(container) => container,
@@ -117,23 +216,13 @@ async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError>
     if !container.running {
         return Ok(());
     }
-    let spec = match labels::evaluate(
-        &container.labels,
-        &container.network_mode,
-        &shared.config.default_networks,
-    ) {
-        Ok(Decision::Attach(spec)) => spec,
-        Ok(Decision::Skip(reason)) => {
+    let (spec, networks) = match plan(shared, &container).await? {
+        Plan::Attach { spec, networks } => (spec, networks),
+        Plan::Skip(reason) => {
             if let Verdict::Log { .. } = shared.limiter.check("skip") {
                 tracing::info!(container = %container.id, name = %container.name, reason = %reason, "container left alone");
             }
             return Ok(());
-        }
-        Err(err) => {
-            return Err(WorkError::Rejected(format!(
-                "container {}: {err}",
-                container.name
-            )))
         }
     };
     let Some(netns_path) = container.netns_path.clone() else {
@@ -146,18 +235,6 @@ async fn start(shared: &Shared, event: &ContainerEvent) -> Result<(), WorkError>
         data_root: Some(shared.data_root.clone()),
     };
 
-    // Every network passes the policy before the first is attached, so a rejected label
-    // leaves no partial attachment behind.
-    let mut networks = Vec::new();
-    for network in &spec.networks {
-        networks.push(allowed_network(shared, &container, &spec, network).await?);
-    }
-    let subnets: Vec<IpNet> = networks
-        .iter()
-        .flat_map(|info| info.subnets.iter().map(|subnet| subnet.cidr))
-        .collect();
-    labels::check_ips_in_subnets(&spec.ips, &subnets)
-        .map_err(|err| WorkError::Rejected(format!("container {}: {err}", container.name)))?;
     let mut dns = Vec::new();
     for info in networks {
         let attachment = attach_network(shared, &container, &target, &spec, &info).await?;
@@ -201,18 +278,7 @@ async fn attach_network(
     spec: &AttachSpec,
     info: &NetworkInfo,
 ) -> Result<Attachment, WorkError> {
-    let ips: Vec<IpAddr> = spec
-        .ips
-        .iter()
-        .copied()
-        .filter(|ip| info.subnets.iter().any(|s| s.cidr.contains(ip)))
-        .collect();
-    let request = NetworkRequest {
-        network: info.network.id.clone(),
-        ips,
-        security_groups: spec.security_groups.clone(),
-        wait: Some(shared.config.active_timeout),
-    };
+    let request = network_request(shared, spec, info);
     let started = Instant::now();
     let (attachment, action) = shared.attacher.attach_container(target, &request).await?;
     let elapsed = started.elapsed();
@@ -223,6 +289,7 @@ async fn attach_network(
     }
     shared.metrics.attaches.inc();
     shared.metrics.attach_seconds.observe(elapsed.as_secs_f64());
+    // A prepared port was counted when it was created.
     if action == PortAction::Created {
         shared.metrics.ports_managed.inc();
     }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{
-    attachment, AttachError, AttachRequest, Attacher, Attachment, Plumbing, PortSource,
+    attachment, AttachError, AttachRequest, Attacher, Attachment, NewPort, Plumbing, PortSource,
     DESCRIPTION_CREATED, DEVICE_OWNER,
 };
 use crate::openstack::{Port, PortFilters};
@@ -22,6 +22,31 @@ pub struct ContainerTarget {
     /// Data root of the container's dockerd, recorded in the description of a created
     /// port (see [`dockerd_data_root`]); `None` records nothing.
     pub data_root: Option<String>,
+}
+
+/// A container that may not run yet: what a port created for it records.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerRef<'a> {
+    /// Full container ID; it becomes the port's `device_id`.
+    pub id: &'a str,
+    /// Container name, used in the port name.
+    pub name: &'a str,
+    /// Data root of the container's dockerd (see [`ContainerTarget::data_root`]).
+    pub data_root: Option<&'a str>,
+}
+
+/// Returns the Neutron name of a container's port.
+fn port_name(container_name: &str) -> String {
+    format!("clampify-{container_name}")
+}
+
+/// Returns the description of a port created for a container, with its dockerd's data
+/// root when known.
+fn container_description(data_root: Option<&str>) -> String {
+    match data_root {
+        Some(data_root) => container_port_description(data_root),
+        None => DESCRIPTION_CREATED.to_owned(),
+    }
 }
 
 /// Text between [`DESCRIPTION_CREATED`] and the data root in the description of a port
@@ -56,6 +81,9 @@ pub enum PortAction {
     Replugged,
     /// A new port was created and plugged.
     Created,
+    /// The port created by [`Attacher::prepare_container_port`] was plugged for the
+    /// container's first start.
+    Prepared,
 }
 
 impl PortAction {
@@ -64,7 +92,8 @@ impl PortAction {
         match self {
             Self::Unchanged => "unchanged",
             Self::Replugged => "replugged",
-            Self::Created => "created",
+            // The port is new to the container either way; only the time of the POST differs.
+            Self::Created | Self::Prepared => "created",
         }
     }
 }
@@ -105,7 +134,13 @@ impl<P: Plumbing> Attacher<P> {
             .into_iter()
             .find(|port| port.network_id == info.network.id);
 
+        let mut action = PortAction::Created;
         let source = match existing {
+            Some(port) if self.take_prepared(&port.id) => {
+                // Never plugged, so there is no old interface or OVS row to check or remove.
+                action = PortAction::Prepared;
+                PortSource::Replug(Box::new(port))
+            }
             Some(port) => {
                 let plugged = self
                     .plumbing
@@ -123,12 +158,13 @@ impl<P: Plumbing> Attacher<P> {
                 }
                 // The OVS row of the previous namespace may remain after a restart.
                 self.unplug_quietly(&port.id).await;
+                action = PortAction::Replugged;
                 PortSource::Replug(Box::new(port))
             }
             None => PortSource::Create {
                 ips: request.ips.clone(),
                 security_groups: request.security_groups.clone(),
-                description: target.data_root.as_deref().map(container_port_description),
+                description: Some(container_description(target.data_root.as_deref())),
             },
         };
 
@@ -136,16 +172,61 @@ impl<P: Plumbing> Attacher<P> {
             network: info.network.id.clone(),
             netns: target.netns.clone(),
             device_id: target.id.clone(),
-            port_name: format!("clampify-{}", target.name),
+            port_name: port_name(&target.name),
             source,
             wait: request.wait,
             netns_created: false,
         };
-        let action = match attach.source {
-            PortSource::Replug(_) => PortAction::Replugged,
-            _ => PortAction::Created,
-        };
         Ok((self.attach(&attach).await?, action))
+    }
+
+    /// Creates the container's port on the network before the container runs, so that its
+    /// start only has to plug it. Returns `None` when the container has a port there already.
+    ///
+    /// The agent calls this on Docker's `create` event. `docker run` starts the container
+    /// a few hundred milliseconds later, and the Neutron POST runs in that gap instead of
+    /// after the start. A container that is never started keeps its port (DOWN) until it
+    /// is removed, as a stopped one does.
+    pub async fn prepare_container_port(
+        &self,
+        container: &ContainerRef<'_>,
+        request: &NetworkRequest,
+    ) -> Result<Option<Port>, AttachError> {
+        let info = self.network(&request.network).await?;
+        let has_port = self
+            .container_ports(container.id)
+            .await
+            .map_err(|source| AttachError::ListPorts {
+                device: container.id.to_owned(),
+                source,
+            })?
+            .iter()
+            .any(|port| port.network_id == info.network.id);
+        if has_port {
+            return Ok(None);
+        }
+        let description = container_description(container.data_root);
+        let new_port = NewPort {
+            device_id: container.id,
+            name: &port_name(container.name),
+            ips: &request.ips,
+            security_groups: &request.security_groups,
+            description: &description,
+        };
+        let port = self.create_port(&request.network, &info, &new_port).await?;
+        self.ports.insert(&port);
+        if let Ok(mut prepared) = self.prepared.lock() {
+            prepared.insert(port.id.clone());
+        }
+        Ok(Some(port))
+    }
+
+    /// Removes `port_id` from the prepared ports; returns whether it was there.
+    pub(super) fn take_prepared(&self, port_id: &str) -> bool {
+        self.prepared
+            .lock()
+            .map(|mut prepared| prepared.remove(port_id))
+            .unwrap_or(false)
     }
 
     /// Lists the Clampify ports on this host whose `device_id` is `container_id`, from the

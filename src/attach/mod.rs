@@ -12,7 +12,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +22,8 @@ use tokio::sync::Mutex;
 
 pub use config::{interface_config, PortDataError};
 pub use container::{
-    container_port_description, dockerd_data_root, ContainerTarget, NetworkRequest, PortAction,
+    container_port_description, dockerd_data_root, ContainerRef, ContainerTarget, NetworkRequest,
+    PortAction,
 };
 pub use host::HostPlumbing;
 pub use port_cache::PortCache;
@@ -220,6 +221,20 @@ pub enum PortSource {
     Replug(Box<Port>),
 }
 
+/// The fields of a port that Clampify creates for a device.
+#[derive(Debug, Clone, Copy)]
+struct NewPort<'a> {
+    /// Neutron `device_id`.
+    device_id: &'a str,
+    /// Neutron port name.
+    name: &'a str,
+    /// Fixed IPs; without them Neutron picks.
+    ips: &'a [IpAddr],
+    /// Security group names or IDs; without them the project's default group applies.
+    security_groups: &'a [String],
+    description: &'a str,
+}
+
 /// One attach: which network, into which namespace, for which device.
 #[derive(Debug, Clone)]
 pub struct AttachRequest {
@@ -289,6 +304,8 @@ pub struct Attacher<P> {
     networks: Mutex<HashMap<String, Arc<NetworkInfo>>>,
     ports: PortCache,
     statuses: StatusPoller,
+    /// Ports created for containers that had not started yet, until their first plug.
+    prepared: std::sync::Mutex<HashSet<String>>,
 }
 
 impl<P: Plumbing> Attacher<P> {
@@ -301,6 +318,7 @@ impl<P: Plumbing> Attacher<P> {
             networks: Mutex::new(HashMap::new()),
             ports: PortCache::default(),
             statuses: StatusPoller::new(neutron.clone(), Timeouts::default().poll_interval),
+            prepared: std::sync::Mutex::new(HashSet::new()),
             neutron,
         }
     }
@@ -426,25 +444,36 @@ impl<P: Plumbing> Attacher<P> {
                 security_groups,
                 description,
             } => {
-                self.create_port(request, info, ips, security_groups, description.as_deref())
-                    .await
+                let description = match description {
+                    Some(description) => description,
+                    None if request.netns_created => DESCRIPTION_NETNS_CREATED,
+                    None => DESCRIPTION_CREATED,
+                };
+                let new_port = NewPort {
+                    device_id: &request.device_id,
+                    name: &request.port_name,
+                    ips,
+                    security_groups,
+                    description,
+                };
+                self.create_port(&request.network, info, &new_port).await
             }
             PortSource::Adopt { port } => self.adopt_port(request, port).await,
             PortSource::Replug(port) => Ok((**port).clone()),
         }
     }
 
+    /// Creates a port on `info`'s network, bound to this host. `network` is the network as
+    /// the caller named it, for the error message.
     async fn create_port(
         &self,
-        request: &AttachRequest,
+        network: &str,
         info: &NetworkInfo,
-        ips: &[IpAddr],
-        security_groups: &[String],
-        description: Option<&str>,
+        new_port: &NewPort<'_>,
     ) -> Result<Port, AttachError> {
         let create_error = |source| AttachError::CreatePort {
-            network: request.network.clone(),
-            device: request.device_id.clone(),
+            network: network.to_owned(),
+            device: new_port.device_id.to_owned(),
             source,
         };
         // The port belongs to the network's project, so it gets that tenant's default
@@ -453,7 +482,7 @@ impl<P: Plumbing> Attacher<P> {
             .then(|| info.network.project_id.clone())
             .flatten();
         let mut group_ids = Vec::new();
-        for group in security_groups {
+        for group in new_port.security_groups {
             let found = self
                 .neutron
                 .find_security_group(group, project_id.as_deref())
@@ -461,23 +490,17 @@ impl<P: Plumbing> Attacher<P> {
                 .map_err(create_error)?;
             group_ids.push(found.id);
         }
-        let description = match description {
-            Some(description) => description,
-            None if request.netns_created => DESCRIPTION_NETNS_CREATED,
-            None => DESCRIPTION_CREATED,
-        };
-
         let create = PortCreate {
             network_id: info.network.id.clone(),
-            name: request.port_name.clone(),
+            name: new_port.name.to_owned(),
             host_id: self.host.clone(),
             device_owner: DEVICE_OWNER.to_string(),
-            device_id: request.device_id.clone(),
-            fixed_ips: fixed_ips_for(ips, &info.subnets),
+            device_id: new_port.device_id.to_owned(),
+            fixed_ips: fixed_ips_for(new_port.ips, &info.subnets),
             security_groups: (!group_ids.is_empty()).then_some(group_ids),
             mac_address: None,
             tags: vec![TAG.to_string()],
-            description: Some(description.to_string()),
+            description: Some(new_port.description.to_string()),
             project_id,
         };
         self.neutron
@@ -630,6 +653,7 @@ impl<P: Plumbing> Attacher<P> {
             self.unbind_port(&port.id).await.map_err(delete_error)?;
         }
         self.ports.remove(port);
+        self.take_prepared(&port.id);
         Ok(unplugged)
     }
 }

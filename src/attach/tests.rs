@@ -472,3 +472,113 @@ fn interface_config_one_default_per_family() {
     assert_eq!(defaults[0].gateway, Some("192.168.1.1".parse().unwrap()));
     assert_eq!(iface.addresses.len(), 2);
 }
+
+const CONTAINER_ID: &str = "e9264676f3903478472f9002f6fb26eddb44072870d7199df6c6d1d2eb4e618f";
+
+/// Mounts the POST of a container's port, expected `times` times.
+async fn mount_container_create(server: &MockServer, times: u64) {
+    let mut reply = port_with("ovs", "DOWN");
+    reply["port"]["device_id"] = json!(CONTAINER_ID);
+    reply["port"]["description"] =
+        json!("created by clampify for the dockerd with data root /var/lib/docker");
+    Mock::given(method("POST"))
+        .and(path("/v2.0/ports"))
+        .and(body_partial_json(json!({"port": {
+            "name": "clampify-web",
+            "device_id": CONTAINER_ID,
+            "description": "created by clampify for the dockerd with data root /var/lib/docker",
+        }})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(reply))
+        .expect(times)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2.0/ports"))
+        .and(query_param("device_id", CONTAINER_ID))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ports": []})))
+        .mount(server)
+        .await;
+}
+
+fn network_request() -> NetworkRequest {
+    NetworkRequest {
+        network: "demo-net".to_string(),
+        ips: Vec::new(),
+        security_groups: Vec::new(),
+        wait: Some(Duration::from_secs(5)),
+    }
+}
+
+#[tokio::test]
+async fn prepared_port_plugged_at_start() {
+    let server = neutron_server().await;
+    mount_container_create(&server, 1).await;
+    mount_statuses(&server, "ACTIVE").await;
+    let attacher = attacher(&server, RecordingPlumbing::default());
+    let container = ContainerRef {
+        id: CONTAINER_ID,
+        name: "web",
+        data_root: Some("/var/lib/docker"),
+    };
+
+    let prepared = attacher
+        .prepare_container_port(&container, &network_request())
+        .await
+        .unwrap();
+    let again = attacher
+        .prepare_container_port(&container, &network_request())
+        .await
+        .unwrap();
+    let target = ContainerTarget {
+        id: CONTAINER_ID.to_string(),
+        name: "web".to_string(),
+        netns: Netns::from_path("/proc/4242/ns/net"),
+        data_root: Some("/var/lib/docker".to_string()),
+    };
+    let (attachment, action) = attacher
+        .attach_container(&target, &network_request())
+        .await
+        .unwrap();
+
+    assert_eq!(prepared.map(|port| port.id).as_deref(), Some(PORT_ID));
+    assert!(again.is_none(), "a second prepare created another port");
+    assert_eq!(action, PortAction::Prepared);
+    assert_eq!(action.as_str(), "created");
+    assert_eq!(attachment.port_id, PORT_ID);
+    assert_eq!(attachment.status, "ACTIVE");
+    let calls = attacher.plumbing().calls();
+    assert!(
+        !calls.contains(&Call::PluggedIfname),
+        "a never-plugged port was looked up: {calls:?}"
+    );
+    assert!(attacher.plumbing().unplugs().is_empty(), "{calls:?}");
+    assert!(
+        calls.iter().any(|call| matches!(call, Call::Plug { .. })),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn prepared_port_forgotten_after_detach() {
+    let server = neutron_server().await;
+    mount_container_create(&server, 1).await;
+    mount_delete(&server, 1).await;
+    let attacher = attacher(&server, RecordingPlumbing::default());
+    let container = ContainerRef {
+        id: CONTAINER_ID,
+        name: "web",
+        data_root: Some("/var/lib/docker"),
+    };
+
+    let port = attacher
+        .prepare_container_port(&container, &network_request())
+        .await
+        .unwrap()
+        .unwrap();
+    attacher.detach(&port).await.unwrap();
+
+    assert!(
+        !attacher.take_prepared(PORT_ID),
+        "the deleted port is still marked prepared"
+    );
+}

@@ -28,15 +28,20 @@ const NANOS_PER_SECOND: i64 = 1_000_000_000;
 /// The container actions Clampify subscribes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventAction {
+    Create,
     Start,
     Die,
     Destroy,
 }
 
 impl EventAction {
+    /// Every action, in the order of a container's life.
+    pub const ALL: [Self; 4] = [Self::Create, Self::Start, Self::Die, Self::Destroy];
+
     /// The `Action` string dockerd sends and accepts in the `event` filter.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Create => "create",
             Self::Start => "start",
             Self::Die => "die",
             Self::Destroy => "destroy",
@@ -44,9 +49,7 @@ impl EventAction {
     }
 
     fn parse(action: &str) -> Option<Self> {
-        [Self::Start, Self::Die, Self::Destroy]
-            .into_iter()
-            .find(|known| known.as_str() == action)
+        Self::ALL.into_iter().find(|known| known.as_str() == action)
     }
 }
 

@@ -179,7 +179,7 @@ impl Docker {
             .collect())
     }
 
-    /// Streams container `start`, `die` and `destroy` events, filtered by dockerd.
+    /// Streams container `create`, `start`, `die` and `destroy` events, filtered by dockerd.
     ///
     /// With `since`, dockerd first replays the matching events it still buffers from that
     /// time on, inclusive; see [`EventCursor`] for resuming without loss or repeats. Without
@@ -191,7 +191,7 @@ impl Docker {
         &self,
         since: Option<EventsSince>,
     ) -> impl Stream<Item = Result<ContainerEvent, DockerError>> + Send + Unpin + 'static {
-        let actions = [EventAction::Start, EventAction::Die, EventAction::Destroy];
+        let actions = EventAction::ALL;
         let filters = HashMap::from([
             ("type".to_owned(), vec!["container".to_owned()]),
             (

@@ -17,7 +17,7 @@ import sys
 import time
 
 from clampify_bench import attach, ceiling, cleanup, docker_bridge, host, local_attach, machine
-from clampify_bench import products
+from clampify_bench import neutron_profile, products
 from clampify_bench.openstack import ApiError, Cloud
 from clampify_bench.stats import percentile
 
@@ -38,6 +38,8 @@ class Config:
                              f"known: {' '.join(ALL_PARTS)}")
         self.out = os.path.abspath(environ.get("BENCH_OUT", os.path.join(REPO_ROOT, "target/bench")))
         self.lab_dir = environ.get("LAB_DIR", "/var/lib/clampify-lab")
+        # py-spy, for the profile of Neutron during the first burst; run.sh installs it.
+        self.py_spy = environ.get("BENCH_PY_SPY") or None
         self.clampify_bin = os.path.abspath(environ.get(
             "CLAMPIFY_BIN", os.path.join(REPO_ROOT, "target/release/clampify")))
         self.plumbing_bench_bin = os.path.abspath(environ.get(
@@ -382,27 +384,55 @@ class Bench:
             log(f"burst {round_index + 1}/{config.burst_rounds}: {config.burst_n} containers on "
                 f"{target.name}")
             entry = {"round": round_index, "product": target.name, "n": config.burst_n}
+            neutron = neutron_profile.neutron_pids(config.lab_dir)
+            # The first round of each product is profiled. The profile stops once all
+            # containers are ready, which keeps the port deletes of the cleanup out of it.
+            profile = neutron_profile.Profile(
+                config.py_spy if round_index == 0 else None,
+                neutron_profile.api_worker_pid(config.lab_dir),
+                os.path.join(config.out, f"neutron-profile-{target.name}.raw"))
+
+            def on_ready():
+                profile.stop()
+                return {"counters": self.read_counters() if self.agent else None,
+                        "neutron_cpu_ms": neutron_profile.cpu_ms(neutron)}
+
             if target.name == "clampify":
                 before = self.read_counters()
-                with attach.MemorySampler(lambda: (host.memory_mib(self.agent.pid) or {}).get("rss")) as mem:
-                    data = attach.burst(target, config.burst_n, config.image, self.cloud, timeout_s,
-                                        on_ready=self.read_counters)
-                # Counted until all containers were ready, so the deletes of the cleanup are out.
-                entry["requests"] = {name: data["at_ready"][name] - before[name]
-                                     for name in COUNTERS
-                                     if before[name] is not None and data["at_ready"][name] is not None}
-                entry["rss_mib_sampled_max"] = mem.max_mib
+                sample_rss = lambda: (host.memory_mib(self.agent.pid) or {}).get("rss")
             else:
                 pid = products.kuryr_pid(config.lab_dir)
-                with attach.MemorySampler(lambda: host.tree_memory_mib(pid)["rss"]) as mem:
-                    data = attach.burst(target, config.burst_n, config.image, self.cloud, timeout_s)
-                entry["rss_mib_sampled_max"] = mem.max_mib
+                sample_rss = lambda: host.tree_memory_mib(pid)["rss"]
+            cpu_before = neutron_profile.cpu_ms(neutron)
+            profile.start()
+            try:
+                with attach.MemorySampler(sample_rss) as mem:
+                    data = attach.burst(target, config.burst_n, config.image, self.cloud,
+                                        timeout_s, on_ready=on_ready)
+            finally:
+                profile.stop()
+            at_ready = data.pop("at_ready")
+            if target.name == "clampify":
+                # Counted until all containers were ready, so the deletes of the cleanup are out.
+                counters = at_ready["counters"]
+                entry["requests"] = {name: counters[name] - before[name]
+                                     for name in COUNTERS
+                                     if before[name] is not None and counters[name] is not None}
+            entry["rss_mib_sampled_max"] = mem.max_mib
+            entry["neutron_cpu_ms"] = round(at_ready["neutron_cpu_ms"] - cpu_before)
+            if round_index == 0:
+                entry["neutron_profile_s"] = profile.seconds
+                entry["neutron_profile_error"] = profile.error
             entry.update(data)
             bursts.append(entry)
             log(f"burst: {target.name} {data['burst_ms']:.0f} ms, cleanup {data['cleanup_ms']:.0f} ms")
         if "ceiling" in config.parts:
+            neutron = neutron_profile.neutron_pids(config.lab_dir)
+            cpu_before = neutron_profile.cpu_ms(neutron)
             data = ceiling.measure(self.cloud, network_id, config.burst_n, self.burst_concurrency(),
-                                   host.random_suffix())
+                                   host.random_suffix(),
+                                   on_done=lambda: neutron_profile.cpu_ms(neutron))
+            data["neutron_cpu_ms"] = round(data.pop("at_done") - cpu_before)
             bursts.append({"round": round_index, "product": "ceiling", "n": config.burst_n, **data})
             log(f"ceiling: {config.burst_n} port creates returned after {data['ceiling_ms']:.0f} ms")
 
@@ -434,6 +464,14 @@ class Bench:
             value = median_of(product, key)
             if value is not None:
                 self.results[result_key] = value
+        # Neutron CPU time per port, to tell Neutron's own work from waiting.
+        for product, result_key in (("clampify", "burst_neutron_cpu_ms_per_attach"),
+                                    ("kuryr", "kuryr_burst_neutron_cpu_ms_per_attach"),
+                                    ("ceiling", "ceiling_neutron_cpu_ms_per_port")):
+            per_port = [b["neutron_cpu_ms"] / b["n"] for b in bursts
+                        if b["product"] == product and "neutron_cpu_ms" in b]
+            if per_port:
+                self.results[result_key] = round(percentile(per_port, 0.5), 0)
         self.results["burst_rounds"] = len([b for b in bursts if b["product"] == bursts[0]["product"]])
         agent_bursts = [b for b in bursts if b["product"] == "clampify"]
         if agent_bursts:

@@ -20,6 +20,7 @@ export BENCH_COMMAND
 export BENCH_OUT=${BENCH_OUT:-$REPO/target/bench}
 export BENCH_PARTS=${BENCH_PARTS:-docker shell plumbing agent kuryr ceiling}
 MATPLOTLIB_VERSION=3.11.2
+PY_SPY_VERSION=0.4.3
 
 log() { printf '[bench-run %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { echo "bench-run: error: $*" >&2; exit 1; }
@@ -44,14 +45,17 @@ if wants plumbing && [ -z "${PLUMBING_BENCH_BIN:-}" ]; then
   cargo build --release --example plumbing_bench
 fi
 
-# The plots need matplotlib, which lives in a venv of its own so the system Python stays as it is.
+# The plots need matplotlib and the Neutron profile needs py-spy. Both live in a venv of
+# their own so the system Python stays as it is.
 VENV=$BENCH_OUT/venv
-if [ "$("$VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)' 2>/dev/null)" != "$MATPLOTLIB_VERSION" ]; then
-  log "venv: pip install matplotlib==$MATPLOTLIB_VERSION into $VENV"
+if [ "$("$VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)' 2>/dev/null)" != "$MATPLOTLIB_VERSION" ] \
+   || [ "$("$VENV/bin/py-spy" --version 2>/dev/null)" != "py-spy $PY_SPY_VERSION" ]; then
+  log "venv: pip install matplotlib==$MATPLOTLIB_VERSION py-spy==$PY_SPY_VERSION into $VENV"
   /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "matplotlib==$MATPLOTLIB_VERSION" > "$BENCH_OUT/pip.log" 2>&1 \
-    || die "pip install matplotlib failed, see $BENCH_OUT/pip.log"
+  "$VENV/bin/pip" install -q "matplotlib==$MATPLOTLIB_VERSION" "py-spy==$PY_SPY_VERSION" \
+    > "$BENCH_OUT/pip.log" 2>&1 || die "pip install failed, see $BENCH_OUT/pip.log"
 fi
+export BENCH_PY_SPY=${BENCH_PY_SPY:-$VENV/bin/py-spy}
 
 started=$(date +%s)
 status=0

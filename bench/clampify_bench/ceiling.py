@@ -12,10 +12,11 @@ from .openstack import ApiError
 from .stats import now_ms
 
 
-def measure(cloud, network_id, count, concurrency, run_tag):
+def measure(cloud, network_id, count, concurrency, run_tag, on_done=None):
     """Send `count` port creates, at most `concurrency` at a time, all released at once.
 
-    Returns the ms until the last reply and per-port data.
+    Returns the ms until the last reply, per-port data, and what `on_done()` returned when
+    the last reply came, before the ports are deleted.
     """
     hostname = socket.gethostname()
     gate = threading.Barrier(count + 1)
@@ -43,6 +44,7 @@ def measure(cloud, network_id, count, concurrency, run_tag):
     gate.wait()
     for thread in threads:
         thread.join()
+    at_done = on_done() if on_done else None
     for reply in replies:
         if "id" in reply:
             cloud.delete_port(reply["id"])
@@ -53,4 +55,5 @@ def measure(cloud, network_id, count, concurrency, run_tag):
     if unbound:
         raise ApiError(f"Neutron could not bind {len(unbound)} ports to host {hostname} "
                        f"(binding:vif_type binding_failed); is the OVN chassis {hostname} up?")
-    return {"ceiling_ms": max(reply["return_ms"] for reply in replies), "ports": replies}
+    return {"ceiling_ms": max(reply["return_ms"] for reply in replies), "ports": replies,
+            "at_done": at_done}

@@ -216,6 +216,21 @@ async fn verify_netns_detects_restart() {
 }
 
 #[tokio::test]
+async fn verify_netns_passes_stopped_and_removed() {
+    let docker = connect().await;
+    let container = scratch(true, &["--network", "none"]);
+    let before = docker.inspect(&container.id).await.unwrap();
+
+    docker_cli(&["stop", "-t", "0", &container.id]);
+    let stopped = docker.verify_netns(&before).await;
+    docker_cli(&["rm", "-f", &container.id]);
+    let removed = docker.verify_netns(&before).await;
+
+    assert!(stopped.is_ok(), "{stopped:?}");
+    assert!(removed.is_ok(), "{removed:?}");
+}
+
+#[tokio::test]
 async fn list_separates_running_from_all() {
     let docker = connect().await;
     let running = scratch(true, &["--network", "none"]);
@@ -253,10 +268,7 @@ async fn events_follow_run_and_remove() {
     .await;
 
     let actions: Vec<EventAction> = seen.iter().map(|e| e.action).collect();
-    assert_eq!(
-        actions,
-        [EventAction::Start, EventAction::Die, EventAction::Destroy]
-    );
+    assert_eq!(actions, EventAction::ALL);
     for event in &seen {
         assert_eq!(event.name, container.name);
         assert_eq!(
@@ -278,14 +290,14 @@ async fn events_since_is_inclusive_to_the_nanosecond() {
     let is_destroy = |e: &ContainerEvent| e.action == EventAction::Destroy;
     let mut from_before = docker.events(Some(before));
     let history = events_of(&mut from_before, &container.id, is_destroy).await;
-    let start = history[0].time_nanos;
+    let first = history[0].time_nanos;
 
-    let mut at_start = docker.events(Some(EventsSince::UnixNanos(start)));
-    let mut after_start = docker.events(Some(EventsSince::UnixNanos(start + 1)));
-    let replay_at = events_of(&mut at_start, &container.id, is_destroy).await;
-    let replay_after = events_of(&mut after_start, &container.id, is_destroy).await;
+    let mut at_first = docker.events(Some(EventsSince::UnixNanos(first)));
+    let mut after_first = docker.events(Some(EventsSince::UnixNanos(first + 1)));
+    let replay_at = events_of(&mut at_first, &container.id, is_destroy).await;
+    let replay_after = events_of(&mut after_first, &container.id, is_destroy).await;
 
-    assert_eq!(history[0].action, EventAction::Start);
+    assert_eq!(history[0].action, EventAction::Create);
     assert_eq!(replay_at, history);
     assert_eq!(replay_after, history[1..]);
 }

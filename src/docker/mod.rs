@@ -112,10 +112,15 @@ impl Docker {
     /// PIDs are reused: between the inspect and the open, the container may have exited and
     /// another process taken its PID, so the open file may be some other netns. A second
     /// inspect that shows the same PID and start time proves the file belongs to this run.
-    /// Costs one inspect.
+    /// A container that has stopped or been removed since passes too: no other run uses
+    /// its namespace, and its `die` and `destroy` events clean up. Costs one inspect.
     pub async fn verify_netns(&self, opened: &ContainerInfo) -> Result<(), DockerError> {
-        let current = self.inspect(&opened.id).await?;
-        if opened.is_same_run(&current) {
+        let current = match self.inspect(&opened.id).await {
+            Ok(current) => current,
+            Err(err) if err.is_not_found() => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if opened.is_same_run(&current) || !current.running {
             return Ok(());
         }
         Err(DockerError::ContainerChanged {

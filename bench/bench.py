@@ -55,6 +55,9 @@ class Config:
         # The agent's --concurrency and the ceiling's requests in flight. Unset, the agent
         # keeps its default and the ceiling uses the value the agent logs at start.
         self.concurrency = int(environ["BENCH_CONCURRENCY"]) if environ.get("BENCH_CONCURRENCY") else None
+        # The agent's --spare-ports: ports kept ready, so that a container takes one with a
+        # PUT on its create event instead of waiting for a POST. 0 runs the agent without.
+        self.spare_ports = int(environ.get("BENCH_SPARE_PORTS", 2))
         self.private_dockerd = environ.get("BENCH_PRIVATE_DOCKERD", "0") not in ("", "0")
         # Seconds to wait for other users' Clampify ports on this host to go, see
         # Bench.wait_for_foreign_ports.
@@ -302,7 +305,8 @@ class Bench:
         open(self.agent_log, "w", encoding="utf-8").close()
         self.agent = products.Agent(config.clampify_bin, os.path.join(config.lab_dir, "agent-openrc"),
                                     config.network, self.agent_log, concurrency=config.concurrency,
-                                    extra_args=["--docker-host", self.agent_docker_env["DOCKER_HOST"]])
+                                    extra_args=["--docker-host", self.agent_docker_env["DOCKER_HOST"]],
+                                    spare_ports=config.spare_ports)
         self.agent.start()
         time.sleep(2)  # lets the startup reconcile finish
         self.results["agent_rss_mib_idle"] = round(host.memory_mib(self.agent.pid)["rss"], 1)

@@ -176,6 +176,37 @@ def error_lines(details):
     return lines + [""]
 
 
+def profile_lines(details):
+    """Return the table of the Neutron profiles of the first burst round, if any were taken."""
+    profiles = {b["product"]: b for b in details.get("bursts", [])
+                if b.get("round") == 0 and b.get("neutron_profile_s")}
+    if not profiles:
+        return []
+    products = [name for name in ("clampify", "kuryr") if name in profiles]
+    categories = []
+    for name in products:
+        for category in profiles[name]["neutron_profile_s"]:
+            if category not in categories:
+                categories.append(category)
+    lines = [
+        "### Where Neutron's API worker spent its time in the first burst",
+        "",
+        "Seconds in which the worker held Python's GIL, from `py-spy record --gil` at 100 Hz "
+        "(`bench/clampify_bench/neutron_profile.py` sorts each stack by what it was doing), "
+        "until the last container was ready.",
+        "",
+        "| activity | " + " | ".join(products) + " |",
+        "|---|" + "---|" * len(products),
+    ]
+    for category in categories:
+        cells = [fmt(profiles[name]["neutron_profile_s"].get(category), "s") for name in products]
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    totals = [fmt(round(sum(profiles[name]["neutron_profile_s"].values()), 2), "s")
+              for name in products]
+    lines += ["| total | " + " | ".join(totals) + " |", ""]
+    return lines
+
+
 def render(results, details, plots):
     config = details.get("config", {})
     command = config.get("command", "make bench")
@@ -268,10 +299,20 @@ def render(results, details, plots):
         f"{get(results, 'neutron_requests_per_attach', '')} |",
         f"| Keystone requests per attach during the burst | "
         f"{get(results, 'keystone_requests_per_attach', '')} |",
+        f"| Neutron CPU time per port: Clampify burst, until all ready "
+        f"(`burst_neutron_cpu_ms_per_attach`) | "
+        f"{get(results, 'burst_neutron_cpu_ms_per_attach')} |",
+        f"| Neutron CPU time per port: kuryr burst "
+        f"(`kuryr_burst_neutron_cpu_ms_per_attach`) | "
+        f"{get(results, 'kuryr_burst_neutron_cpu_ms_per_attach')} |",
+        f"| Neutron CPU time per port: ceiling, POSTs only "
+        f"(`ceiling_neutron_cpu_ms_per_port`) | "
+        f"{get(results, 'ceiling_neutron_cpu_ms_per_port')} |",
         "",
     ]
     if "burst" in plots:
         lines += ["![Containers ready during a burst](benchmarks/burst.png)", ""]
+    lines += profile_lines(details)
     lines += [
         "## Memory",
         "",
@@ -337,6 +378,10 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
 - Requests per attach: the agent's `clampify_neutron_requests_total` and
   `clampify_keystone_requests_total` from `/metrics`, read before the burst and when every
   container was ready, summed over label sets, divided by the burst size.
+- Neutron CPU time: utime + stime from `/proc/PID/stat` of the lab's Neutron processes (the
+  uWSGI API master and worker, the OVN maintenance worker, the periodic workers), read before
+  a burst and when every container was ready (for the ceiling: at the last reply), divided
+  by the number of ports.
 - Memory: `/proc/PID/status` VmRSS and VmHWM (peak since the process started).
 
 Leftovers of an interrupted run: `python3 bench/bench.py cleanup` (as root) removes them.

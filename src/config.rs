@@ -52,6 +52,8 @@ pub struct FileConfig {
     pub concurrency: Option<usize>,
     /// Attempts per container event before the agent gives up on it.
     pub max_attempts: Option<u32>,
+    /// Spare ports the agent keeps bound to this host on its default network.
+    pub spare_ports: Option<usize>,
     /// Networks (names or UUIDs) that a `clampify.networks` label may name.
     pub allowed_networks: Option<Vec<String>>,
     /// Projects (IDs) whose networks a `clampify.networks` label may name.

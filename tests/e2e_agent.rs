@@ -429,6 +429,100 @@ fn agent_creates_port_before_start() {
     assert!(status.success(), "agent exited with {status}");
 }
 
+/// Returns the spare ports that agents of the machine's dockerd keep on this host.
+fn spares_of_machine_dockerd() -> Vec<Value> {
+    let data_root = docker_ok(&["info", "-f", "{{.DockerRootDir}}"]);
+    let description =
+        format!("created by clampify as a spare for the dockerd with data root {data_root}");
+    neutron()
+        .ports_of_device("clampify-spare")
+        .into_iter()
+        .filter(|port| port["binding:host_id"].as_str() == Some(lab_host().as_str()))
+        .filter(|port| port["description"].as_str() == Some(description.as_str()))
+        .collect()
+}
+
+fn ids(ports: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = ports.iter().map(port_id).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn agent_keeps_spare_ports() {
+    prepare();
+    assert_eq!(
+        ids(&spares_of_machine_dockerd()),
+        Vec::<String>::new(),
+        "spares left by an earlier run"
+    );
+    let mut agent = Agent::start(&["--spare-ports", "2"]);
+
+    // The agent creates two spares, bound to this host and DOWN.
+    assert!(
+        eventually(ATTACH_TIMEOUT, || spares_of_machine_dockerd().len() == 2),
+        "the agent did not create 2 spare ports"
+    );
+    let spares = spares_of_machine_dockerd();
+    for spare in &spares {
+        assert_eq!(spare["status"], "DOWN");
+        assert_eq!(spare["device_owner"], "compute:clampify");
+    }
+
+    // A new container takes one of them: same port ID, its address, ACTIVE.
+    let container = none_container("ag-spare-", &[]);
+    let ip = wait_ipv4(&container);
+    let port = only_port(&container);
+    let id = port_id(&port);
+    assert!(
+        ids(&spares).contains(&id),
+        "port {id} was not one of the spares {spares:?}"
+    );
+    assert_eq!(fixed_ips(&port)[0], ip);
+    assert_eq!(
+        port["name"].as_str(),
+        Some(format!("clampify-{}", container.name).as_str())
+    );
+    assert!(
+        neutron().wait_status(&id, "ACTIVE", ATTACH_TIMEOUT),
+        "port {id} of {} is not ACTIVE",
+        container.name
+    );
+
+    // The agent makes up for the spare once it is idle.
+    assert!(
+        eventually(ATTACH_TIMEOUT, || spares_of_machine_dockerd().len() == 2),
+        "the agent did not replace the spare that was taken"
+    );
+
+    // A killed agent leaves its spares; the next one adopts them instead of making more.
+    let before = ids(&spares_of_machine_dockerd());
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let mut agent = Agent::start(&["--spare-ports", "2"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(ids(&spares_of_machine_dockerd()), before);
+
+    // A stopped agent deletes its spares; the container keeps its port.
+    let status = agent.stop();
+    assert!(status.success(), "agent exited with {status}");
+    assert_eq!(
+        ids(&spares_of_machine_dockerd()),
+        Vec::<String>::new(),
+        "spares left after SIGTERM"
+    );
+    assert_eq!(port_id(&only_port(&container)), id);
+
+    let mut cleanup = Agent::start(&[]);
+    container.remove();
+    assert!(
+        eventually(DETACH_TIMEOUT, || neutron().port(&id).is_none()),
+        "port {id} of removed container {} still exists",
+        container.name
+    );
+    assert!(cleanup.stop().success());
+}
+
 #[test]
 fn agent_isolates_tenants_on_same_ip() {
     prepare();

@@ -75,13 +75,16 @@ def remove_docker_network(name, env):
 class Agent:
     """A `clampify watch` process started by the harness and stopped by its PID."""
 
-    def __init__(self, binary, openrc, network, log_path, concurrency=None, extra_args=()):
+    def __init__(self, binary, openrc, network, log_path, concurrency=None, extra_args=(),
+                 spare_ports=0):
         self.port = host.free_loopback_port()
         self.metrics_url = f"http://127.0.0.1:{self.port}/metrics"
         self.args = [binary, "--openrc", openrc, *extra_args, "watch", network,
                      "--metrics-address", f"127.0.0.1:{self.port}"]
         if concurrency:
             self.args += ["--concurrency", str(concurrency)]
+        if spare_ports:
+            self.args += ["--spare-ports", str(spare_ports)]
         self.log_path = log_path
         self.process = None
         # Containers the agent works on at once, from its "agent started" log line.

@@ -11,6 +11,7 @@ pub mod labels;
 pub mod metrics;
 pub mod ratelimit;
 mod reconcile;
+mod spares;
 mod worker;
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::attach::{Attacher, HostPlumbing};
+use crate::attach::{Attacher, HostPlumbing, SparePorts};
 use crate::docker::{ContainerEvent, Docker, DockerError, EventCursor};
 
 pub use metrics::Metrics;
@@ -41,6 +42,8 @@ pub struct AgentConfig {
     pub concurrency: usize,
     /// Attempts per container event before the agent gives up on it.
     pub max_attempts: u32,
+    /// Spare ports to keep on the first default network; 0 keeps none.
+    pub spare_ports: usize,
     /// How long an attach waits for the port to become ACTIVE.
     pub active_timeout: Duration,
     /// Which networks a label may name.
@@ -83,6 +86,8 @@ struct Shared {
     /// Bounds the ports created ahead on `create` events, separately, so that a burst of
     /// creates does not hold up the starts that follow them.
     prepare_permits: Semaphore,
+    /// Spare ports of the first default network, when the agent keeps any.
+    spares: Option<Arc<SparePorts>>,
 }
 
 /// Runs the agent until `shutdown` completes; attached containers stay attached.
@@ -119,6 +124,7 @@ pub async fn run(
     };
     let permits = Semaphore::new(config.concurrency.max(1));
     let prepare_permits = Semaphore::new(config.concurrency.max(1));
+    let spares = spares::setup(&config, &attacher).await;
     let shared = Arc::new(Shared {
         attacher,
         docker,
@@ -128,8 +134,13 @@ pub async fn run(
         limiter: LogLimiter::default(),
         permits,
         prepare_permits,
+        spares,
     });
     shared.log_start();
+    let refill = shared
+        .spares
+        .clone()
+        .map(|spares| tokio::spawn(spares::refill(shared.clone(), spares)));
 
     let mut dispatcher = Dispatcher::new(shared.clone());
     tokio::pin!(shutdown);
@@ -138,6 +149,14 @@ pub async fn run(
         () = &mut shutdown => tracing::info!("stopping: containers stay attached"),
     }
     dispatcher.finish(Duration::from_secs(10)).await;
+    if let Some(refill) = refill {
+        refill.abort();
+    }
+    // Spares are cheap to make again, and deleting them leaves nothing behind when the
+    // agent is removed. After a crash, the next start adopts them.
+    if let Some(spares) = &shared.spares {
+        spares::delete(&shared, spares.drain(), "agent stopping").await;
+    }
     if let Some(server) = metrics_server {
         server.abort();
     }
@@ -153,6 +172,7 @@ impl Shared {
             docker = %self.docker.endpoint(),
             docker_data_root = %self.data_root,
             concurrency = config.concurrency,
+            spare_ports = self.spares.as_ref().map_or(0, |_| config.spare_ports),
             "agent started"
         );
         if config.policy.allowed_networks.is_empty() && config.policy.allowed_projects.is_empty() {

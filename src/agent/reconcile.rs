@@ -7,9 +7,10 @@ use std::time::Instant;
 use super::decide::{self, Action, HostState, OvsRow, PortState, RunningContainer, Wanted};
 use super::labels::{self, Decision};
 use super::worker::{error_chain, network_name, port_ips};
-use super::{Dispatcher, Shared};
+use super::{spares, Dispatcher, Shared};
 use crate::attach::{
-    dockerd_data_root, netns_label, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME, OVS_KEY_NETNS,
+    dockerd_data_root, netns_label, spare_data_root, Plumbing, DEVICE_OWNER, OVS_KEY_IFNAME,
+    OVS_KEY_NETNS,
 };
 use crate::docker::is_container_id;
 use crate::openstack::{Port, PortFilters};
@@ -33,7 +34,7 @@ struct Summary {
 pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
     let started = Instant::now();
     let mut summary = Summary::default();
-    let (ports, host) = match host_state(shared).await {
+    let (ports, host, own_spares) = match host_state(shared).await {
         Ok(state) => state,
         Err(err) => {
             tracing::error!(host = %shared.attacher.host(), error = %err, "reconcile failed: could not read the ports and OVS rows of this host");
@@ -64,6 +65,12 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
 
     let plan = decide::reconcile(&running, &existing, &host);
     execute(shared, dispatcher, plan, &ports, &mut summary).await;
+    // Spares left by an earlier run: adopted when the agent keeps spares, else deleted.
+    let unneeded = match &shared.spares {
+        Some(spares) => spares.adopt(own_spares),
+        None => own_spares,
+    };
+    summary.ports_deleted += spares::delete(shared, unneeded, "not needed").await;
     tracing::info!(
         running = summary.running,
         ports = summary.ports,
@@ -81,8 +88,11 @@ pub(super) async fn run(shared: &Shared, dispatcher: &mut Dispatcher) {
 /// order that [`HostState`] requires.
 ///
 /// Ports plugged into named namespaces by `clampify create` belong to no container, so they
-/// are left out: reconcile must not take them for ports of removed containers.
-async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState), String> {
+/// are left out: reconcile must not take them for ports of removed containers. Spare ports
+/// of this agent's dockerd are returned apart.
+async fn host_state(
+    shared: &Shared,
+) -> Result<(HashMap<String, Port>, HostState, Vec<Port>), String> {
     let rows = shared
         .attacher
         .plumbing()
@@ -102,6 +112,11 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
     let listed = listed.map_err(|err| error_chain(&err))?;
     // Later starts read the container's ports from this listing instead of asking Neutron.
     shared.attacher.port_cache().seed(&listed);
+    let own_spares: Vec<Port> = listed
+        .iter()
+        .filter(|port| spare_data_root(port) == Some(shared.data_root.as_str()))
+        .cloned()
+        .collect();
     let ports: HashMap<String, Port> = listed
         .into_iter()
         .filter(|port| is_container_id(&port.device_id))
@@ -146,6 +161,7 @@ async fn host_state(shared: &Shared) -> Result<(HashMap<String, Port>, HostState
             ports: states,
             ovs_rows,
         },
+        own_spares,
     ))
 }
 

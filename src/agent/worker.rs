@@ -174,7 +174,7 @@ async fn prepare(shared: &Shared, event: &ContainerEvent) {
             let request = network_request(shared, &spec, &info);
             if let Some(port) = shared
                 .attacher
-                .prepare_container_port(&reference, &request)
+                .prepare_container_port(&reference, &request, shared.spares.as_deref())
                 .await?
             {
                 shared.metrics.ports_managed.inc();

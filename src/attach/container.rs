@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     attachment, AttachError, AttachRequest, Attacher, Attachment, NewPort, Plumbing, PortSource,
-    DESCRIPTION_CREATED, DEVICE_OWNER,
+    SparePorts, DESCRIPTION_CREATED, DEVICE_OWNER,
 };
 use crate::openstack::{Port, PortFilters};
 use crate::plumbing::{host_ifname, Netns};
@@ -36,13 +36,13 @@ pub struct ContainerRef<'a> {
 }
 
 /// Returns the Neutron name of a container's port.
-fn port_name(container_name: &str) -> String {
+pub(super) fn port_name(container_name: &str) -> String {
     format!("clampify-{container_name}")
 }
 
 /// Returns the description of a port created for a container, with its dockerd's data
 /// root when known.
-fn container_description(data_root: Option<&str>) -> String {
+pub(super) fn container_description(data_root: Option<&str>) -> String {
     match data_root {
         Some(data_root) => container_port_description(data_root),
         None => DESCRIPTION_CREATED.to_owned(),
@@ -187,10 +187,15 @@ impl<P: Plumbing> Attacher<P> {
     /// a few hundred milliseconds later, and the Neutron POST runs in that gap instead of
     /// after the start. A container that is never started keeps its port (DOWN) until it
     /// is removed, as a stopped one does.
+    ///
+    /// With `spares`, a request on their network without fixed IPs or security groups takes
+    /// a spare port instead, which costs Neutron an update rather than a create. If the
+    /// update fails, the spare is deleted and a port created as usual.
     pub async fn prepare_container_port(
         &self,
         container: &ContainerRef<'_>,
         request: &NetworkRequest,
+        spares: Option<&SparePorts>,
     ) -> Result<Option<Port>, AttachError> {
         let info = self.network(&request.network).await?;
         let has_port = self
@@ -205,6 +210,25 @@ impl<P: Plumbing> Attacher<P> {
         if has_port {
             return Ok(None);
         }
+        let spare = spares
+            .filter(|spares| spares.network_id() == info.network.id)
+            .filter(|_| request.ips.is_empty() && request.security_groups.is_empty())
+            .and_then(SparePorts::take);
+        if let Some(spare) = spare {
+            match self.claim_spare(&spare, container).await {
+                Ok(port) => {
+                    tracing::debug!(container = %container.id, port = %port.id, "spare port taken");
+                    self.remember_prepared(&port);
+                    return Ok(Some(port));
+                }
+                Err(err) => {
+                    tracing::warn!(container = %container.id, port = %spare.id, error = %err, "could not take spare port; deleting it and creating a port instead");
+                    if let Err(err) = self.neutron.delete_port(&spare.id).await {
+                        tracing::warn!(port = %spare.id, error = %err, "could not delete spare port; delete it by hand");
+                    }
+                }
+            }
+        }
         let description = container_description(container.data_root);
         let new_port = NewPort {
             device_id: container.id,
@@ -214,11 +238,16 @@ impl<P: Plumbing> Attacher<P> {
             description: &description,
         };
         let port = self.create_port(&request.network, &info, &new_port).await?;
-        self.ports.insert(&port);
+        self.remember_prepared(&port);
+        Ok(Some(port))
+    }
+
+    /// Caches a port made for a container that has not started, and marks it prepared.
+    fn remember_prepared(&self, port: &Port) {
+        self.ports.insert(port);
         if let Ok(mut prepared) = self.prepared.lock() {
             prepared.insert(port.id.clone());
         }
-        Ok(Some(port))
     }
 
     /// Removes `port_id` from the prepared ports; returns whether it was there.

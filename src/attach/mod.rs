@@ -8,6 +8,7 @@ mod config;
 mod container;
 mod host;
 mod port_cache;
+mod spare;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub use container::{
 };
 pub use host::HostPlumbing;
 pub use port_cache::PortCache;
+pub use spare::{spare_data_root, spare_port_description, SparePorts, SPARE_DEVICE_ID};
 pub use status::StatusPoller;
 
 use crate::openstack::{
@@ -141,6 +143,14 @@ pub enum AttachError {
 
     #[error("list the Clampify ports of {device} on this host")]
     ListPorts {
+        device: String,
+        #[source]
+        source: NeutronError,
+    },
+
+    #[error("give spare port {port} to {device}")]
+    ClaimSpare {
+        port: String,
         device: String,
         #[source]
         source: NeutronError,

@@ -522,11 +522,11 @@ async fn prepared_port_plugged_at_start() {
     };
 
     let prepared = attacher
-        .prepare_container_port(&container, &network_request())
+        .prepare_container_port(&container, &network_request(), None)
         .await
         .unwrap();
     let again = attacher
-        .prepare_container_port(&container, &network_request())
+        .prepare_container_port(&container, &network_request(), None)
         .await
         .unwrap();
     let target = ContainerTarget {
@@ -571,7 +571,7 @@ async fn prepared_port_forgotten_after_detach() {
     };
 
     let port = attacher
-        .prepare_container_port(&container, &network_request())
+        .prepare_container_port(&container, &network_request(), None)
         .await
         .unwrap()
         .unwrap();
@@ -581,4 +581,117 @@ async fn prepared_port_forgotten_after_detach() {
         !attacher.take_prepared(PORT_ID),
         "the deleted port is still marked prepared"
     );
+}
+
+const SPARE_ID: &str = "5b1a0000-0000-4000-8000-000000000001";
+
+/// A spare port of demo-net, as the agent's refill would have created it.
+fn spare_ports() -> SparePorts {
+    let mut spare = port_with("ovs", "DOWN")["port"].clone();
+    spare["id"] = json!(SPARE_ID);
+    spare["network_id"] = json!(NETWORK_ID);
+    spare["device_id"] = json!(SPARE_DEVICE_ID);
+    spare["description"] = json!(spare_port_description("/var/lib/docker"));
+    let spares = SparePorts::new(NETWORK_ID.to_string(), 1);
+    spares.add(serde_json::from_value(spare).unwrap());
+    spares
+}
+
+fn web_container() -> ContainerRef<'static> {
+    ContainerRef {
+        id: CONTAINER_ID,
+        name: "web",
+        data_root: Some("/var/lib/docker"),
+    }
+}
+
+#[tokio::test]
+async fn spare_port_taken_with_one_update() {
+    let server = neutron_server().await;
+    mount_container_create(&server, 0).await;
+    let mut claimed = port_with("ovs", "DOWN");
+    claimed["port"]["id"] = json!(SPARE_ID);
+    claimed["port"]["device_id"] = json!(CONTAINER_ID);
+    Mock::given(method("PUT"))
+        .and(path(format!("/v2.0/ports/{SPARE_ID}")))
+        .and(body_partial_json(json!({"port": {
+            "device_id": CONTAINER_ID,
+            "name": "clampify-web",
+            "description": "created by clampify for the dockerd with data root /var/lib/docker",
+        }})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(claimed))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let attacher = attacher(&server, RecordingPlumbing::default());
+    let spares = spare_ports();
+
+    let port = attacher
+        .prepare_container_port(&web_container(), &network_request(), Some(&spares))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(port.id, SPARE_ID);
+    assert_eq!(port.device_id, CONTAINER_ID);
+    assert_eq!(
+        spares.missing(),
+        1,
+        "the spare is still listed as available"
+    );
+    assert!(
+        attacher.take_prepared(SPARE_ID),
+        "the spare was not marked prepared"
+    );
+}
+
+#[tokio::test]
+async fn failed_spare_update_falls_back_to_create() {
+    let server = neutron_server().await;
+    mount_container_create(&server, 1).await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/v2.0/ports/{SPARE_ID}")))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_string(fixture!("error-404-port-not-found.json")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2.0/ports/{SPARE_ID}")))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let attacher = attacher(&server, RecordingPlumbing::default());
+    let spares = spare_ports();
+
+    let port = attacher
+        .prepare_container_port(&web_container(), &network_request(), Some(&spares))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(port.id, PORT_ID);
+}
+
+#[tokio::test]
+async fn spare_not_used_for_fixed_ips() {
+    let server = neutron_server().await;
+    mount_container_create(&server, 1).await;
+    let attacher = attacher(&server, RecordingPlumbing::default());
+    let spares = spare_ports();
+    let request = NetworkRequest {
+        ips: vec!["192.168.1.217".parse().unwrap()],
+        ..network_request()
+    };
+
+    let port = attacher
+        .prepare_container_port(&web_container(), &request, Some(&spares))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(port.id, PORT_ID);
+    assert_eq!(spares.missing(), 0, "the spare was used");
 }

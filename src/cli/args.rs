@@ -203,6 +203,13 @@ pub struct WatchArgs {
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
 
+    /// Spare ports to keep bound to this host on NETWORK [default: 0]. A new container on
+    /// NETWORK without `clampify.ips` or `clampify.security-groups` takes one, which saves
+    /// it the port create. Each spare uses an IP address; the agent deletes its spares
+    /// when it stops.
+    #[arg(long, value_name = "N")]
+    pub spare_ports: Option<usize>,
+
     /// Seconds to wait for a port to become ACTIVE [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,

@@ -41,6 +41,7 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> anyhow::Result<()> {
             .max_attempts
             .or(file.max_attempts)
             .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        spare_ports: args.spare_ports.or(file.spare_ports).unwrap_or(0),
         active_timeout: args
             .timeout
             .or(file.port_active_timeout)

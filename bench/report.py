@@ -240,7 +240,7 @@ def render(results, details, plots):
         "",
         "| figure | p50 | p90 | n |",
         "|---|---|---|---|",
-        f"| Clampify: veth into the netns + addresses + routes + TX checksum off + OVSDB add-port, "
+        f"| Clampify: veth into the netns + addresses + routes + TX checksum off, and OVSDB add-port, "
         f"until ovs-vswitchd applied it (`local_attach_ms`) | {get(results, 'local_attach_ms_p50')} | "
         f"{get(results, 'local_attach_ms_p90')} | {get(results, 'local_attach_n', '')} |",
         f"| The same steps as 9 commands: `ip`, `ip netns exec ... ethtool`, `ovs-vsctl` "
@@ -337,7 +337,9 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
 `cfy-bench-*` and removed at the end; kuryr is stopped by its PID (`lab/kuryr-down.sh`).
 
 - `local_attach_ms`: `target/release/examples/plumbing_bench CYCLES` creates its own netns and
-  netdev bridge and times `plug_veth` + `OvsdbClient::add_port` (which waits for `cur_cfg`).
+  netdev bridge and times `HostPlumbing::plug`, the agent's own call: the veth and its
+  netlink configuration, and the OVSDB transaction that adds the port and then waits for
+  `cur_cfg`, which overlap.
   Runs of it alternate with rounds of the shell attach. It prints only p50 and p90 per run,
   so the figure is the median of the per-round p50s (and p90s).
 - `shell_attach_ms`: one process each for `ip link add HOST mtu 1442 type veth peer name eth0
@@ -352,7 +354,8 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
   harness starts a private dockerd in its own netns (`bench/private-dockerd.sh`).
 - `e2e_attach_ms` and `kuryr_attach_ms`: the agent runs as `clampify --openrc agent-openrc
   --docker-host unix://target/bench/dockerd/docker.sock watch NETWORK --metrics-address
-  127.0.0.1:PORT`, plus `--concurrency N` when `BENCH_CONCURRENCY` is set. Its dockerd is a
+  127.0.0.1:PORT --spare-ports 2` (`BENCH_SPARE_PORTS`, 0 to run without spares), plus
+  `--concurrency N` when `BENCH_CONCURRENCY` is set. Its dockerd is a
   private one of the same version, started by `bench/private-dockerd.sh` in its own netns, so
   that other users' Clampify agents on this machine neither see nor attach the benchmark's
   containers. The agent's startup reconcile deletes every Clampify container port bound to

@@ -605,6 +605,19 @@ fn web_container() -> ContainerRef<'static> {
     }
 }
 
+/// Prepares the port of container "web", which has none yet, with `spares` at hand.
+async fn prepare_web(
+    attacher: &Attacher<RecordingPlumbing>,
+    request: &NetworkRequest,
+    spares: &SparePorts,
+) -> Port {
+    attacher
+        .prepare_container_port(&web_container(), request, Some(spares))
+        .await
+        .unwrap()
+        .expect("a new port for a container without one")
+}
+
 #[tokio::test]
 async fn spare_port_taken_with_one_update() {
     let server = neutron_server().await;
@@ -626,11 +639,7 @@ async fn spare_port_taken_with_one_update() {
     let attacher = attacher(&server, RecordingPlumbing::default());
     let spares = spare_ports();
 
-    let port = attacher
-        .prepare_container_port(&web_container(), &network_request(), Some(&spares))
-        .await
-        .unwrap()
-        .unwrap();
+    let port = prepare_web(&attacher, &network_request(), &spares).await;
 
     assert_eq!(port.id, SPARE_ID);
     assert_eq!(port.device_id, CONTAINER_ID);
@@ -666,11 +675,7 @@ async fn failed_spare_update_falls_back_to_create() {
     let attacher = attacher(&server, RecordingPlumbing::default());
     let spares = spare_ports();
 
-    let port = attacher
-        .prepare_container_port(&web_container(), &network_request(), Some(&spares))
-        .await
-        .unwrap()
-        .unwrap();
+    let port = prepare_web(&attacher, &network_request(), &spares).await;
 
     assert_eq!(port.id, PORT_ID);
 }
@@ -686,11 +691,7 @@ async fn spare_not_used_for_fixed_ips() {
         ..network_request()
     };
 
-    let port = attacher
-        .prepare_container_port(&web_container(), &request, Some(&spares))
-        .await
-        .unwrap()
-        .unwrap();
+    let port = prepare_web(&attacher, &request, &spares).await;
 
     assert_eq!(port.id, PORT_ID);
     assert_eq!(spares.missing(), 0, "the spare was used");

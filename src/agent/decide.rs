@@ -1,4 +1,4 @@
-//! Plans of the changes the agent makes on this host: for a full reconcile and for one event.
+//! Plans of the changes a reconcile makes on this host.
 //!
 //! Everything here is plain data in and out, so the rules are tested without Docker,
 //! Neutron or OVS. The caller gathers the state, then runs the actions in the order given.
@@ -24,8 +24,6 @@
 //! veth is gone but whose OVS row remains still reads ACTIVE.
 
 use std::collections::{BTreeSet, HashSet};
-
-use crate::docker::EventAction;
 
 /// The agent's intent for one running container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,54 +147,6 @@ pub fn reconcile(
         }
     }
     plan
-}
-
-/// Plans the reaction to one event of `container`.
-///
-/// - `start`: remove the container's stale rows (left if its `die` was missed), then attach
-///   as in [`reconcile`]. A replayed `start` of a container that is already plugged plans
-///   nothing more, because its rows and links exist.
-/// - `die`: remove the OVS rows of the container's ports, whether or not the kernel has
-///   deleted the links yet. The ports stay for the next start.
-/// - `destroy`: remove the rows and delete the container's ports.
-///
-/// `wanted` is read only for `start`.
-pub fn plan_event(
-    action: EventAction,
-    container: &str,
-    wanted: &Wanted,
-    host: &HostState,
-) -> Vec<Action> {
-    let ports: HashSet<&str> = ports_of(container, host).map(|p| p.id.as_str()).collect();
-    let rows = host
-        .ovs_rows
-        .iter()
-        .filter(|row| row.iface_id.as_deref().is_some_and(|id| ports.contains(id)));
-
-    match action {
-        EventAction::Start => {
-            let Wanted::Networks(networks) = wanted else {
-                return Vec::new();
-            };
-            let mut plan: Vec<Action> = rows
-                .filter(|row| !row.link_exists)
-                .map(remove_row)
-                .collect();
-            plan.extend(attaches(container, None, networks, host));
-            plan
-        }
-        // A created container has no namespace yet; its port is created ahead by the worker.
-        EventAction::Create => Vec::new(),
-        EventAction::Die => rows.map(remove_row).collect(),
-        EventAction::Destroy => {
-            let mut plan: Vec<Action> = rows.map(remove_row).collect();
-            plan.extend(ports_of(container, host).map(|port| Action::DeletePort {
-                port_id: port.id.clone(),
-                device_id: port.device_id.clone(),
-            }));
-            plan
-        }
-    }
 }
 
 /// Plans the attaches of one running container. For a network with several ports of this
@@ -581,79 +531,5 @@ mod tests {
                 replug(C1, "net1", "p1")
             ]
         );
-    }
-
-    fn restarted_host() -> HostState {
-        HostState {
-            ports: vec![port("p1", C1, "net1"), port("p2", C2, "net1")],
-            ovs_rows: vec![
-                row("tapp1", Some("p1"), false),
-                row("tapp2", Some("p2"), true),
-            ],
-        }
-    }
-
-    #[test]
-    fn start_reuses_port_and_clears_row() {
-        let plan = plan_event(
-            EventAction::Start,
-            C1,
-            &wants(C1, &["net1"]).wanted,
-            &restarted_host(),
-        );
-
-        assert_eq!(plan, [remove("tapp1"), replug(C1, "net1", "p1")]);
-    }
-
-    #[test]
-    fn start_creates_port_for_new_network() {
-        let plan = plan_event(
-            EventAction::Start,
-            C1,
-            &wants(C1, &["net2"]).wanted,
-            &HostState::default(),
-        );
-
-        assert_eq!(plan, [create(C1, "net2")]);
-    }
-
-    #[test]
-    fn replayed_start_of_plugged_container_is_noop() {
-        let plan = plan_event(
-            EventAction::Start,
-            C2,
-            &wants(C2, &["net1"]).wanted,
-            &restarted_host(),
-        );
-
-        assert_eq!(plan, []);
-    }
-
-    #[test]
-    fn start_of_skipped_container_is_noop() {
-        let plan = plan_event(EventAction::Start, C1, &Wanted::Skip, &restarted_host());
-
-        assert_eq!(plan, []);
-    }
-
-    #[test]
-    fn die_removes_only_own_rows() {
-        let plan = plan_event(EventAction::Die, C2, &Wanted::Skip, &restarted_host());
-
-        assert_eq!(plan, [remove("tapp2")]);
-    }
-
-    #[test]
-    fn destroy_removes_rows_and_ports() {
-        let plan = plan_event(EventAction::Destroy, C2, &Wanted::Skip, &restarted_host());
-
-        assert_eq!(plan, [remove("tapp2"), delete("p2", C2)]);
-    }
-
-    #[test]
-    fn destroy_without_ports_is_noop() {
-        let plan = plan_event(EventAction::Destroy, GONE, &Wanted::Skip, &restarted_host());
-
-        assert_eq!(plan, []);
     }
 }

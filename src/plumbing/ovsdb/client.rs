@@ -42,9 +42,12 @@ pub struct OvsInterface {
 
 /// A connection to ovsdb-server. Clones share the connection, and requests from several
 /// tasks run concurrently on it.
+///
+/// When the connection ends, for example because ovsdb-server restarted, the requests in
+/// flight fail with [`OvsdbError::ConnectionLost`] and the next request connects again.
 #[derive(Debug, Clone)]
 pub struct OvsdbClient {
-    rpc: Arc<RpcConnection>,
+    rpc: Arc<tokio::sync::Mutex<Arc<RpcConnection>>>,
     endpoint: String,
     apply_timeout: Duration,
 }
@@ -53,21 +56,27 @@ impl OvsdbClient {
     /// Connects to `endpoint`: `unix:PATH` or a plain socket path, such as
     /// [`DEFAULT_ENDPOINT`]. TCP and SSL endpoints are not supported.
     pub async fn connect(endpoint: &str) -> Result<Self, PlumbingError> {
-        let path = socket_path(endpoint)?;
-        let stream = UnixStream::connect(path).await.map_err(|source| {
-            let endpoint = endpoint.to_owned();
-            match source.kind() {
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-                    PlumbingError::OvsdbUnreachable { endpoint, source }
-                }
-                _ => PlumbingError::OvsdbConnect { endpoint, source },
-            }
-        })?;
+        let rpc = open_connection(endpoint).await?;
         Ok(Self {
-            rpc: Arc::new(RpcConnection::new(stream)),
+            rpc: Arc::new(tokio::sync::Mutex::new(Arc::new(rpc))),
             endpoint: endpoint.to_owned(),
             apply_timeout: DEFAULT_APPLY_TIMEOUT,
         })
+    }
+
+    /// Returns the open connection, connecting again if the last one has ended.
+    async fn connection(&self) -> Result<Arc<RpcConnection>, OvsdbError> {
+        let mut current = self.rpc.lock().await;
+        if current.is_closed() {
+            let fresh = open_connection(&self.endpoint).await.map_err(|error| {
+                OvsdbError::ConnectionLost {
+                    reason: format!("connecting again failed: {error}"),
+                }
+            })?;
+            tracing::info!(endpoint = %self.endpoint, "connected to ovsdb-server again");
+            *current = Arc::new(fresh);
+        }
+        Ok(Arc::clone(&current))
     }
 
     /// Sets how long `add_port` and `del_port` wait for ovs-vswitchd to apply a change.
@@ -312,7 +321,8 @@ impl OvsdbClient {
     ) -> Result<Vec<Value>, OvsdbError> {
         let mut params = vec![Value::from(ops::DATABASE)];
         params.extend(operations.iter().cloned());
-        let call = self.rpc.call("transact", Value::Array(params));
+        let rpc = self.connection().await?;
+        let call = rpc.call("transact", Value::Array(params));
         let result =
             tokio::time::timeout(limit, call)
                 .await
@@ -325,6 +335,20 @@ impl OvsdbClient {
 }
 
 /// Accepts `unix:PATH` and a plain path; rejects the other OVSDB endpoint kinds.
+async fn open_connection(endpoint: &str) -> Result<RpcConnection, PlumbingError> {
+    let path = socket_path(endpoint)?;
+    let stream = UnixStream::connect(path).await.map_err(|source| {
+        let endpoint = endpoint.to_owned();
+        match source.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                PlumbingError::OvsdbUnreachable { endpoint, source }
+            }
+            _ => PlumbingError::OvsdbConnect { endpoint, source },
+        }
+    })?;
+    Ok(RpcConnection::new(stream))
+}
+
 fn socket_path(endpoint: &str) -> Result<&Path, PlumbingError> {
     if let Some(path) = endpoint.strip_prefix("unix:") {
         return Ok(Path::new(path));
@@ -408,8 +432,56 @@ fn parse_interface(row: &Value) -> Result<OvsInterface, OvsdbError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
 
     use super::*;
+
+    /// Reads one JSON-RPC request from `stream` and answers it with an empty result per
+    /// operation. Requests in these tests fit in one read.
+    async fn answer_one(stream: &mut tokio::net::UnixStream) {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let count = stream.read(&mut buffer).await.unwrap();
+        let request: Value = serde_json::from_slice(&buffer[..count]).unwrap();
+        let operations = request["params"].as_array().unwrap().len() - 1;
+        let reply =
+            json!({"id": request["id"], "result": vec![json!({}); operations], "error": null});
+        stream
+            .write_all(&serde_json::to_vec(&reply).unwrap())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn request_after_lost_connection_connects_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("db.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = tokio::spawn(async move {
+            // The first connection ends at once, as when ovsdb-server restarts.
+            drop(listener.accept().await.unwrap());
+            let (mut second, _) = listener.accept().await.unwrap();
+            answer_one(&mut second).await;
+        });
+        let client = OvsdbClient::connect(socket.to_str().unwrap())
+            .await
+            .unwrap();
+        let first = client.rpc.lock().await.clone();
+        for _ in 0..100 {
+            if first.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let result = client
+            .transact(vec![json!({"op": "comment", "comment": "after reconnect"})])
+            .await;
+
+        assert!(first.is_closed(), "the first connection did not end");
+        assert!(result.is_ok(), "{result:?}");
+        server.await.unwrap();
+    }
 
     #[test]
     fn endpoints_parsed() {

@@ -98,6 +98,13 @@ impl RpcConnection {
     }
 }
 
+impl RpcConnection {
+    /// Returns whether the connection has ended; every later call on it fails.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.lock_pending().closed.is_some()
+    }
+}
+
 impl Drop for RpcConnection {
     fn drop(&mut self) {
         self.reader.abort();

@@ -431,3 +431,81 @@ async fn two_namespaces_talk_over_scratch_bridge() {
     assert_eq!(tcp_transfer(&right, &left, "198.51.100.22", size), size);
     assert_eq!(tcp_transfer(&right, &left, "2001:db8:21::22", size), size);
 }
+
+/// An ovsdb-server of the test's own, on a scratch database and socket; stopped on drop.
+struct PrivateOvsdb {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateOvsdb {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("conf.db");
+        let status = Command::new("ovsdb-tool")
+            .arg("create")
+            .arg(&db)
+            .arg("/usr/share/openvswitch/vswitch.ovsschema")
+            .status()
+            .unwrap();
+        assert!(status.success(), "ovsdb-tool create failed: {status}");
+        let mut server = Self { dir, child: None };
+        server.run();
+        server
+    }
+
+    fn socket(&self) -> String {
+        self.dir.path().join("db.sock").to_str().unwrap().to_owned()
+    }
+
+    /// Starts ovsdb-server in the foreground of a child process and waits for its socket.
+    fn run(&mut self) {
+        let socket = self.socket();
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new("ovsdb-server")
+            .arg(self.dir.path().join("conf.db"))
+            .arg(format!("--remote=punix:{socket}"))
+            .arg("--unixctl")
+            .arg(self.dir.path().join("ctl"))
+            .arg("--log-file=/dev/null")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ovsdb-server");
+        self.child = Some(child);
+        assert!(
+            eventually(Duration::from_secs(5), || std::path::Path::new(&socket)
+                .exists()),
+            "ovsdb-server did not create {socket}"
+        );
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateOvsdb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn client_connects_again_after_server_restart() {
+    common::require_root();
+    let mut server = PrivateOvsdb::start();
+    let ovs = OvsdbClient::connect(&server.socket()).await.unwrap();
+    assert_eq!(ovs.bridge_datapath_type("br-none").await.unwrap(), None);
+
+    server.stop();
+    let during = ovs.bridge_datapath_type("br-none").await;
+    server.run();
+    let after = ovs.bridge_datapath_type("br-none").await;
+
+    assert!(during.is_err(), "a request succeeded with the server down");
+    assert_eq!(after.unwrap(), None);
+}

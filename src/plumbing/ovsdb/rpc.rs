@@ -86,6 +86,9 @@ impl RpcConnection {
         tracing::trace!(id, method, "ovsdb request");
         if let Err(error) = self.shared.send(&request).await {
             self.shared.lock_pending().waiters.remove(&id);
+            // A failed write leaves the stream unusable, possibly before the reader sees the
+            // end of it, so the connection is closed here.
+            self.shared.close(format!("write failed: {error}"));
             return Err(OvsdbError::Send(error));
         }
 

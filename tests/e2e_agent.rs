@@ -40,12 +40,23 @@ struct Agent {
 }
 
 impl Agent {
-    /// Starts `clampify --openrc agent-openrc watch demo-net --metrics-address ADDR EXTRA`.
+    /// Starts `clampify --openrc agent-openrc watch demo-net --metrics-address ADDR EXTRA`
+    /// and waits for its first reconcile.
     fn start(extra: &[&str]) -> Self {
+        let agent = Self::spawn(&agent_openrc(), extra);
+        assert!(
+            agent.wait_for_log(&["reconciled"], ATTACH_TIMEOUT),
+            "the agent did not finish its first reconcile"
+        );
+        agent
+    }
+
+    /// Starts the agent like [`Agent::start`] with credentials from `openrc`, and returns
+    /// at once.
+    fn spawn(openrc: &Path, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("agent.log");
         let metrics_address = format!("127.0.0.1:{}", free_port());
-        let openrc = agent_openrc();
         let mut args = vec![
             "--openrc",
             openrc.to_str().unwrap(),
@@ -72,17 +83,12 @@ impl Agent {
             .expect("start clampify watch");
         eprintln!("started clampify watch (pid {}): {args:?}", child.id());
 
-        let agent = Self {
+        Self {
             child,
             log,
             metrics_address,
             _dir: dir,
-        };
-        assert!(
-            agent.wait_for_log(&["reconciled"], ATTACH_TIMEOUT),
-            "the agent did not finish its first reconcile"
-        );
-        agent
+        }
     }
 
     fn log_text(&self) -> String {
@@ -521,6 +527,68 @@ fn agent_keeps_spare_ports() {
         container.name
     );
     assert!(cleanup.stop().success());
+}
+
+/// Forwards connections to 127.0.0.1:`listen_port` to `target` from a thread, until the
+/// test process ends. Each direction of a connection is copied by a thread of its own.
+fn relay(listen_port: u16, target: String) {
+    let listener = TcpListener::bind(("127.0.0.1", listen_port)).unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            let (mut client_read, mut server_read) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut client_write, mut server_write) = (client, server);
+            std::thread::spawn(move || std::io::copy(&mut client_read, &mut server_write));
+            std::thread::spawn(move || std::io::copy(&mut server_read, &mut client_write));
+        }
+    });
+}
+
+#[test]
+fn agent_waits_for_unreachable_keystone() {
+    prepare();
+    let lab_openrc = std::fs::read_to_string(agent_openrc()).unwrap();
+    let lab_keystone = lab_openrc
+        .lines()
+        .find_map(|line| line.strip_prefix("export OS_AUTH_URL="))
+        .expect("OS_AUTH_URL in the agent's openrc")
+        .trim_start_matches("http://")
+        .trim_end_matches("/v3")
+        .to_owned();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let openrc = dir.path().join("openrc");
+    let moved = lab_openrc.replace(
+        &format!("http://{lab_keystone}/v3"),
+        &format!("http://127.0.0.1:{port}/v3"),
+    );
+    std::fs::write(&openrc, moved).unwrap();
+
+    // Nothing listens on the port yet: the agent keeps trying instead of exiting.
+    let mut agent = Agent::spawn(&openrc, &[]);
+    assert!(
+        agent.wait_for_log(&["default network lookup failed; retrying"], ATTACH_TIMEOUT),
+        "no retry line: {}",
+        agent.log_text()
+    );
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "the agent exited: {}",
+        agent.log_text()
+    );
+
+    // Once Keystone answers there, the agent starts as usual.
+    relay(port, lab_keystone);
+    assert!(
+        agent.wait_for_log(&["reconciled"], ATTACH_TIMEOUT),
+        "the agent did not start once Keystone was reachable: {}",
+        agent.log_text()
+    );
+    let status = agent.stop();
+    assert!(status.success(), "agent exited with {status}");
 }
 
 #[test]

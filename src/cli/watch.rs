@@ -5,8 +5,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 
+use clampify::agent::backoff::{Backoff, BackoffPolicy};
 use clampify::agent::labels::Policy;
 use clampify::agent::{self, AgentConfig};
+use clampify::attach::{AttachError, Attacher, HostPlumbing};
 use clampify::docker::Docker;
 
 use super::args::WatchArgs;
@@ -57,10 +59,7 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> anyhow::Result<()> {
     let attacher = settings.attacher().await?;
     // Fail at start, not at the first container, when the default network is wrong.
     for network in &config.default_networks {
-        attacher
-            .network(network)
-            .await
-            .context("check the default network")?;
+        check_default_network(&attacher, network).await?;
     }
     let docker = Docker::connect(settings.docker_host.as_deref())
         .await
@@ -77,4 +76,29 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> anyhow::Result<()> {
     agent::run(attacher, docker, config, shutdown)
         .await
         .context("run the agent")
+}
+
+/// Looks up the default network. While Keystone or Neutron cannot be reached or replies 5xx,
+/// as when a host boots before its cloud, the lookup is retried with backoff. A network or
+/// credentials that are wrong fail the start at once.
+async fn check_default_network(
+    attacher: &Attacher<HostPlumbing>,
+    network: &str,
+) -> anyhow::Result<()> {
+    let mut backoff = Backoff::new(BackoffPolicy::EVENT_STREAM);
+    loop {
+        let err = match attacher.network(network).await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let transient =
+            matches!(&err, AttachError::FindNetwork { source, .. } if source.is_transient());
+        let delay = match backoff.next_delay() {
+            Some(delay) if transient => delay,
+            _ => return Err(err).context("check the default network"),
+        };
+        let error = format!("{:#}", anyhow::Error::new(err));
+        tracing::warn!(network, retry_in_ms = delay.as_millis() as u64, error = %error, "default network lookup failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
 }

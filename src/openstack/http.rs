@@ -94,6 +94,22 @@ impl RequestError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(StatusCode::NOT_FOUND)
     }
+
+    /// Tells whether the same request may succeed later: no connection could be made, the
+    /// request failed on the way, or the server replied 5xx or 429. The same holds for the
+    /// Keystone request that a request needed first.
+    pub fn is_transient(&self) -> bool {
+        match self.kind() {
+            RequestErrorKind::Connect { .. } | RequestErrorKind::Send { .. } => true,
+            RequestErrorKind::Status { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            RequestErrorKind::Auth(KeystoneError::Authenticate { source, .. }) => {
+                source.is_transient()
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<RequestErrorKind> for RequestError {

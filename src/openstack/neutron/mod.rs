@@ -144,6 +144,11 @@ impl NeutronError {
     }
 
     /// Returns the failed request behind this error, if there was one.
+    /// Tells whether the call may succeed later (see [`RequestError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.request_error().is_some_and(RequestError::is_transient)
+    }
+
     pub fn request_error(&self) -> Option<&RequestError> {
         match self {
             Self::FindNetwork { source, .. }

@@ -727,3 +727,68 @@ fn uuid_check() {
     assert!(!is_uuid("842f87a44d394d9e8f27ff1ca12bd5ce"));
     assert!(!is_uuid("842f87a4-4d39-4d9e-8f27-ff1ca12bd5cg"));
 }
+
+// ---- which failures are worth retrying ----
+
+#[tokio::test]
+async fn server_errors_are_transient() {
+    let (server, neutron) = neutron().await;
+    Mock::given(method("GET"))
+        .and(path("/v2.0/networks"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+
+    let error = neutron.find_network("demo-net").await.unwrap_err();
+
+    assert!(error.is_transient(), "{error:?}");
+}
+
+#[tokio::test]
+async fn unknown_network_is_not_transient() {
+    let (server, neutron) = neutron().await;
+    Mock::given(method("GET"))
+        .and(path("/v2.0/networks"))
+        .respond_with(json_reply(200, r#"{"networks": []}"#))
+        .mount(&server)
+        .await;
+
+    let error = neutron.find_network("demo-net").await.unwrap_err();
+
+    assert!(!error.is_transient(), "{error:?}");
+}
+
+#[tokio::test]
+async fn keystone_unreachable_is_transient() {
+    // A loopback port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let neutron = Neutron::new(testing::session_for_uri(&format!(
+        "http://127.0.0.1:{port}"
+    )));
+
+    let error = neutron.find_network("demo-net").await.unwrap_err();
+
+    assert!(error.is_transient(), "{error:?}");
+}
+
+#[tokio::test]
+async fn wrong_password_is_not_transient() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/auth/tokens"))
+        .respond_with(json_reply(
+            401,
+            fixture!("error-401-keystone-wrong-password.json"),
+        ))
+        .mount(&server)
+        .await;
+    let neutron = Neutron::new(testing::session(&server));
+
+    let error = neutron.find_network("demo-net").await.unwrap_err();
+
+    assert!(!error.is_transient(), "{error:?}");
+}

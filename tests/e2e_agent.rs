@@ -592,6 +592,32 @@ fn agent_waits_for_unreachable_keystone() {
 }
 
 #[test]
+fn spare_ports_need_default_network() {
+    require_lab();
+    let openrc = agent_openrc();
+    // `timeout` ends an agent that starts anyway, so the test fails instead of hanging.
+    let output = run(
+        "timeout",
+        &[
+            "20",
+            env!("CARGO_BIN_EXE_clampify"),
+            "--openrc",
+            openrc.to_str().unwrap(),
+            "watch",
+            "--spare-ports",
+            "2",
+        ],
+    );
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--spare-ports 2 needs a default network"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn agent_isolates_tenants_on_same_ip() {
     prepare();
     let _agent = Agent::start(&[]);

@@ -56,7 +56,7 @@ pub(super) async fn refill(shared: Arc<Shared>, spares: Arc<SparePorts>) {
                 .await
             {
                 Ok(port) => {
-                    tracing::debug!(port = %port.id, network = %spares.network_id(), "spare port created");
+                    tracing::info!(port = %port.id, network = %spares.network_id(), "spare port created");
                     spares.add(port);
                 }
                 Err(err) => {

@@ -172,13 +172,13 @@ async fn prepare(shared: &Shared, event: &ContainerEvent) {
         };
         for info in networks {
             let request = network_request(shared, &spec, &info);
-            if let Some(port) = shared
+            if let Some(prepared) = shared
                 .attacher
                 .prepare_container_port(&reference, &request, shared.spares.as_deref())
                 .await?
             {
                 shared.metrics.ports_managed.inc();
-                tracing::debug!(container = %container.id, name = %container.name, port = %port.id, network = %info.network.name, "port created ahead of the container's start");
+                tracing::info!(container = %container.id, name = %container.name, port = %prepared.port.id, network = %info.network.name, from_spare = prepared.from_spare, "port ready before the container starts");
             }
         }
         Ok::<(), WorkError>(())

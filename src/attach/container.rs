@@ -35,6 +35,14 @@ pub struct ContainerRef<'a> {
     pub data_root: Option<&'a str>,
 }
 
+/// A port made for a container before it started.
+#[derive(Debug, Clone)]
+pub struct PreparedPort {
+    pub port: Port,
+    /// Whether the port was a spare port, rather than created for the container.
+    pub from_spare: bool,
+}
+
 /// Returns the Neutron name of a container's port.
 pub(super) fn port_name(container_name: &str) -> String {
     format!("clampify-{container_name}")
@@ -196,7 +204,7 @@ impl<P: Plumbing> Attacher<P> {
         container: &ContainerRef<'_>,
         request: &NetworkRequest,
         spares: Option<&SparePorts>,
-    ) -> Result<Option<Port>, AttachError> {
+    ) -> Result<Option<PreparedPort>, AttachError> {
         let info = self.network(&request.network).await?;
         let has_port = self
             .container_ports(container.id)
@@ -217,9 +225,11 @@ impl<P: Plumbing> Attacher<P> {
         if let Some(spare) = spare {
             match self.claim_spare(&spare, container).await {
                 Ok(port) => {
-                    tracing::debug!(container = %container.id, port = %port.id, "spare port taken");
                     self.remember_prepared(&port);
-                    return Ok(Some(port));
+                    return Ok(Some(PreparedPort {
+                        port,
+                        from_spare: true,
+                    }));
                 }
                 Err(err) => {
                     tracing::warn!(container = %container.id, port = %spare.id, error = %err, "could not take spare port; deleting it and creating a port instead");
@@ -239,7 +249,10 @@ impl<P: Plumbing> Attacher<P> {
         };
         let port = self.create_port(&request.network, &info, &new_port).await?;
         self.remember_prepared(&port);
-        Ok(Some(port))
+        Ok(Some(PreparedPort {
+            port,
+            from_spare: false,
+        }))
     }
 
     /// Caches a port made for a container that has not started, and marks it prepared.

@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 pub use config::{interface_config, PortDataError};
 pub use container::{
     container_port_description, dockerd_data_root, ContainerRef, ContainerTarget, NetworkRequest,
-    PortAction,
+    PortAction, PreparedPort,
 };
 pub use host::HostPlumbing;
 pub use port_cache::PortCache;

@@ -540,7 +540,9 @@ async fn prepared_port_plugged_at_start() {
         .await
         .unwrap();
 
-    assert_eq!(prepared.map(|port| port.id).as_deref(), Some(PORT_ID));
+    let prepared = prepared.unwrap();
+    assert_eq!(prepared.port.id, PORT_ID);
+    assert!(!prepared.from_spare);
     assert!(again.is_none(), "a second prepare created another port");
     assert_eq!(action, PortAction::Prepared);
     assert_eq!(action.as_str(), "created");
@@ -574,7 +576,8 @@ async fn prepared_port_forgotten_after_detach() {
         .prepare_container_port(&container, &network_request(), None)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .port;
     attacher.detach(&port).await.unwrap();
 
     assert!(
@@ -610,7 +613,7 @@ async fn prepare_web(
     attacher: &Attacher<RecordingPlumbing>,
     request: &NetworkRequest,
     spares: &SparePorts,
-) -> Port {
+) -> PreparedPort {
     attacher
         .prepare_container_port(&web_container(), request, Some(spares))
         .await
@@ -639,10 +642,11 @@ async fn spare_port_taken_with_one_update() {
     let attacher = attacher(&server, RecordingPlumbing::default());
     let spares = spare_ports();
 
-    let port = prepare_web(&attacher, &network_request(), &spares).await;
+    let prepared = prepare_web(&attacher, &network_request(), &spares).await;
 
-    assert_eq!(port.id, SPARE_ID);
-    assert_eq!(port.device_id, CONTAINER_ID);
+    assert!(prepared.from_spare);
+    assert_eq!(prepared.port.id, SPARE_ID);
+    assert_eq!(prepared.port.device_id, CONTAINER_ID);
     assert_eq!(
         spares.missing(),
         1,
@@ -675,9 +679,10 @@ async fn failed_spare_update_falls_back_to_create() {
     let attacher = attacher(&server, RecordingPlumbing::default());
     let spares = spare_ports();
 
-    let port = prepare_web(&attacher, &network_request(), &spares).await;
+    let prepared = prepare_web(&attacher, &network_request(), &spares).await;
 
-    assert_eq!(port.id, PORT_ID);
+    assert!(!prepared.from_spare);
+    assert_eq!(prepared.port.id, PORT_ID);
 }
 
 #[tokio::test]
@@ -691,8 +696,9 @@ async fn spare_not_used_for_fixed_ips() {
         ..network_request()
     };
 
-    let port = prepare_web(&attacher, &request, &spares).await;
+    let prepared = prepare_web(&attacher, &request, &spares).await;
 
-    assert_eq!(port.id, PORT_ID);
+    assert!(!prepared.from_spare);
+    assert_eq!(prepared.port.id, PORT_ID);
     assert_eq!(spares.missing(), 0, "the spare was used");
 }

@@ -82,7 +82,9 @@ pub enum Command {
     ///
     /// Removes the OVS port, the veth pair and the namespace when `create` made it. A port
     /// adopted with `create --port` is unbound and kept. Deleting what is already gone
-    /// succeeds.
+    /// succeeds. For a port of a container (from `insert` or the agent), give the container
+    /// instead of NETNS. While an agent runs, its next reconcile gives a running container
+    /// a new port: stop or remove the container, or label it `clampify.disable=true`.
     Delete(DeleteArgs),
 
     /// List the Clampify ports bound to this host, with their namespace and local state.
@@ -102,8 +104,9 @@ pub enum Command {
 
     /// Run the per-host agent: attach every container Docker starts to its Neutron networks.
     ///
-    /// A container joins the networks in its `clampify.networks` label (comma-separated
-    /// names or UUIDs), or else NETWORK. `clampify.disable=true` and `host` or
+    /// A container's ports are created when Docker creates the container and plugged when it
+    /// starts. A container joins the networks in its `clampify.networks` label
+    /// (comma-separated names or UUIDs), or else NETWORK. `clampify.disable=true` and `host` or
     /// `container:` network modes are left alone. `clampify.ips` asks for fixed IPs and
     /// `clampify.security-groups` for security groups. Ports survive container restarts
     /// and are deleted when the container is removed. On start and after every reconnect
@@ -159,7 +162,7 @@ pub struct DeleteArgs {
     /// ID of the port to unplug.
     pub port: String,
 
-    /// Name of the network namespace the port is plugged into.
+    /// Name of the network namespace the port is plugged into, or the container's name or ID.
     pub netns: String,
 }
 

@@ -56,6 +56,12 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> anyhow::Result<()> {
         metrics_address: args.metrics_address.or(file.metrics_address),
     };
 
+    if config.spare_ports > 0 && config.default_networks.is_empty() {
+        anyhow::bail!(
+            "--spare-ports {} needs a default network: give NETWORK, or set `network` in the configuration file",
+            config.spare_ports
+        );
+    }
     let attacher = settings.attacher().await?;
     // Fail at start, not at the first container, when the default network is wrong.
     for network in &config.default_networks {

@@ -285,11 +285,12 @@ pub struct NetworkInfo {
     pub subnets: Vec<Subnet>,
 }
 
+/// Interval between the batched port status polls of [`StatusPoller`].
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Timeouts of the attach workflow.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// Interval between port status polls once the flows are installed.
-    pub poll_interval: Duration,
     /// How long to wait for the OVN controller before polling Neutron anyway.
     pub flows_installed: Duration,
 }
@@ -297,7 +298,6 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
-            poll_interval: Duration::from_millis(100),
             flows_installed: Duration::from_secs(10),
         }
     }
@@ -327,7 +327,7 @@ impl<P: Plumbing> Attacher<P> {
             timeouts: Timeouts::default(),
             networks: Mutex::new(HashMap::new()),
             ports: PortCache::default(),
-            statuses: StatusPoller::new(neutron.clone(), Timeouts::default().poll_interval),
+            statuses: StatusPoller::new(neutron.clone(), POLL_INTERVAL),
             prepared: std::sync::Mutex::new(HashSet::new()),
             neutron,
         }

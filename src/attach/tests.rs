@@ -212,7 +212,7 @@ fn attacher(server: &MockServer, plumbing: RecordingPlumbing) -> Attacher<Record
         "node-7".to_string(),
         "br-int".to_string(),
     );
-    attacher.timeouts.poll_interval = Duration::from_millis(10);
+    attacher.statuses = StatusPoller::new(attacher.neutron.clone(), Duration::from_millis(10));
     attacher
 }
 

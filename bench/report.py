@@ -381,10 +381,10 @@ All of it is in `bench/` and runs as root through `make bench` (`bench/run.sh`):
 - Requests per attach: the agent's `clampify_neutron_requests_total` and
   `clampify_keystone_requests_total` from `/metrics`, read before the burst and when every
   container was ready, summed over label sets, divided by the burst size.
-- Neutron CPU time: utime + stime from `/proc/PID/stat` of the lab's Neutron processes (the
-  uWSGI API master and worker, the OVN maintenance worker, the periodic workers), read before
-  a burst and when every container was ready (for the ceiling: at the last reply), divided
-  by the number of ports.
+- Neutron CPU time: utime + stime from `/proc/PID/stat` of the lab's Neutron processes: the
+  uWSGI API master and worker, the OVN maintenance worker and the periodic workers. It is read
+  before a burst and when every container was ready (for the ceiling, at the last reply), and
+  divided by the number of ports.
 - Memory: `/proc/PID/status` VmRSS and VmHWM (peak since the process started).
 
 Leftovers of an interrupted run: `python3 bench/bench.py cleanup` (as root) removes them.

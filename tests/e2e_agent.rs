@@ -580,7 +580,7 @@ fn agent_waits_for_unreachable_keystone() {
         agent.log_text()
     );
 
-    // Once Keystone answers there, the agent starts as usual.
+    // Once Keystone responds on that port, the agent starts as usual.
     relay(port, lab_keystone);
     assert!(
         agent.wait_for_log(&["reconciled"], ATTACH_TIMEOUT),

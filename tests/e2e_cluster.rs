@@ -394,21 +394,6 @@ impl Container {
     }
 }
 
-/// Receives one TCP connection on port 5001 and prints "count sha256" of what arrived.
-const TCP_SERVER: &str = r#"
-import hashlib, socket, sys
-family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-s = socket.socket(family)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001)); s.listen(1); s.settimeout(30)
-c, _ = s.accept(); c.settimeout(30); h = hashlib.sha256(); n = 0
-while True:
-    b = c.recv(65536)
-    if not b: break
-    h.update(b); n += len(b)
-print(n, h.hexdigest())
-"#;
-
 /// Sends random bytes with DF on every segment and no local fragmentation (IP_PMTUDISC_DO),
 /// then prints "count sha256" and, on a second line, the path MTU the kernel used (IP_MTU).
 /// Python 3.11 names none of these socket options, hence the numbers from <linux/in.h> and

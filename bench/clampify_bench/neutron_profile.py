@@ -1,4 +1,4 @@
-"""Where Neutron spends its time during a burst: CPU time of its processes, and a py-spy profile.
+"""Neutron's time during a burst: the CPU time of its processes, and a py-spy profile.
 
 The lab runs one Neutron API worker (a uWSGI child), which serves every request and also
 handles the OVN database updates that turn ports ACTIVE. Its CPU time over a burst, divided

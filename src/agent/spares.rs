@@ -47,7 +47,7 @@ pub(super) async fn setup(
 pub(super) async fn refill(shared: Arc<Shared>, spares: Arc<SparePorts>) {
     loop {
         // Woken by the first adoption in reconcile and by every spare taken.
-        spares.wanted().await;
+        spares.refill_needed().await;
         while spares.missing() > 0 {
             wait_idle(&shared).await;
             match shared
@@ -61,7 +61,7 @@ pub(super) async fn refill(shared: Arc<Shared>, spares: Arc<SparePorts>) {
                 }
                 Err(err) => {
                     if let Verdict::Log { suppressed_before } = shared.limiter.check("spare") {
-                        tracing::warn!(network = %spares.network_id(), retry_in_s = RETRY_AFTER_FAILURE.as_secs(), suppressed_before, error = %error_chain(&err), "could not create a spare port");
+                        tracing::warn!(network = %spares.network_id(), retry_in_s = RETRY_AFTER_FAILURE.as_secs(), suppressed_before, error = %error_chain(&err), "spare port create failed; retrying");
                     }
                     tokio::time::sleep(RETRY_AFTER_FAILURE).await;
                 }
@@ -97,7 +97,7 @@ pub(super) async fn delete(shared: &Shared, ports: Vec<Port>, reason: &str) -> u
                 tracing::info!(port = %port.id, reason, "spare port deleted");
             }
             Err(err) => {
-                tracing::warn!(port = %port.id, error = %error_chain(&err), "could not delete spare port; delete it by hand")
+                tracing::warn!(port = %port.id, error = %error_chain(&err), "spare port delete failed; delete it with `openstack port delete`")
             }
         }
     }

@@ -68,6 +68,7 @@ pub(super) async fn handle(shared: &Shared, event: ContainerEvent) {
     let mut attempt = 1;
     loop {
         let result = match event.action {
+            // Handled above, once and without retries.
             EventAction::Create => return,
             EventAction::Start => start(shared, &event).await,
             EventAction::Die => die(shared, &event).await,

@@ -89,8 +89,8 @@ pub enum PortAction {
     Replugged,
     /// A new port was created and plugged.
     Created,
-    /// The port created by [`Attacher::prepare_container_port`] was plugged for the
-    /// container's first start.
+    /// The port that [`Attacher::prepare_container_port`] made (created, or a spare taken)
+    /// was plugged for the container's first start.
     Prepared,
 }
 
@@ -100,7 +100,7 @@ impl PortAction {
         match self {
             Self::Unchanged => "unchanged",
             Self::Replugged => "replugged",
-            // The port is new to the container either way; only the time of the POST differs.
+            // The port is new to the container either way. Only the moment it was made differs.
             Self::Created | Self::Prepared => "created",
         }
     }
@@ -232,9 +232,9 @@ impl<P: Plumbing> Attacher<P> {
                     }));
                 }
                 Err(err) => {
-                    tracing::warn!(container = %container.id, port = %spare.id, error = %err, "could not take spare port; deleting it and creating a port instead");
+                    tracing::warn!(container = %container.id, port = %spare.id, error = %err, "spare port update failed; deleting the spare and creating a port instead");
                     if let Err(err) = self.neutron.delete_port(&spare.id).await {
-                        tracing::warn!(port = %spare.id, error = %err, "could not delete spare port; delete it by hand");
+                        tracing::warn!(port = %spare.id, error = %err, "spare port delete failed; delete it with `openstack port delete`");
                     }
                 }
             }

@@ -51,7 +51,7 @@ pub struct SparePorts {
     /// Set once the ports left by an earlier run have been adopted.
     adopted: AtomicBool,
     /// Wakes the refill when a spare was taken or the first adoption happened.
-    wanted: Notify,
+    refill_needed: Notify,
 }
 
 impl SparePorts {
@@ -61,7 +61,7 @@ impl SparePorts {
             target,
             ports: Mutex::new(Vec::new()),
             adopted: AtomicBool::new(false),
-            wanted: Notify::new(),
+            refill_needed: Notify::new(),
         }
     }
 
@@ -72,7 +72,7 @@ impl SparePorts {
     /// Takes one spare, if there is one, and wakes the refill.
     pub fn take(&self) -> Option<Port> {
         let port = self.ports.lock().ok()?.pop();
-        self.wanted.notify_one();
+        self.refill_needed.notify_one();
         port
     }
 
@@ -111,13 +111,13 @@ impl SparePorts {
             }
         }
         drop(ports);
-        self.wanted.notify_one();
+        self.refill_needed.notify_one();
         extra
     }
 
     /// Waits until a spare was taken or the first adoption happened.
-    pub async fn wanted(&self) {
-        self.wanted.notified().await;
+    pub async fn refill_needed(&self) {
+        self.refill_needed.notified().await;
     }
 
     /// Removes and returns every spare, for deletion at shutdown.

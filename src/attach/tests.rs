@@ -515,11 +515,7 @@ async fn prepared_port_plugged_at_start() {
     mount_container_create(&server, 1).await;
     mount_statuses(&server, "ACTIVE").await;
     let attacher = attacher(&server, RecordingPlumbing::default());
-    let container = ContainerRef {
-        id: CONTAINER_ID,
-        name: "web",
-        data_root: Some("/var/lib/docker"),
-    };
+    let container = web_container();
 
     let prepared = attacher
         .prepare_container_port(&container, &network_request(), None)
@@ -566,11 +562,7 @@ async fn prepared_port_forgotten_after_detach() {
     mount_container_create(&server, 1).await;
     mount_delete(&server, 1).await;
     let attacher = attacher(&server, RecordingPlumbing::default());
-    let container = ContainerRef {
-        id: CONTAINER_ID,
-        name: "web",
-        data_root: Some("/var/lib/docker"),
-    };
+    let container = web_container();
 
     let port = attacher
         .prepare_container_port(&container, &network_request(), None)
@@ -588,7 +580,7 @@ async fn prepared_port_forgotten_after_detach() {
 
 const SPARE_ID: &str = "5b1a0000-0000-4000-8000-000000000001";
 
-/// A spare port of demo-net, as the agent's refill would have created it.
+/// Returns a pool with one spare port of demo-net, as the agent's refill would create it.
 fn spare_ports() -> SparePorts {
     let mut spare = port_with("ovs", "DOWN")["port"].clone();
     spare["id"] = json!(SPARE_ID);
@@ -600,6 +592,7 @@ fn spare_ports() -> SparePorts {
     spares
 }
 
+/// Returns container "web" of the dockerd with data root /var/lib/docker.
 fn web_container() -> ContainerRef<'static> {
     ContainerRef {
         id: CONTAINER_ID,

@@ -314,15 +314,15 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Python that receives one TCP connection and prints the byte count and SHA-256 of what
-/// arrived, so the sender can compare.
-const TCP_SERVER: &str = r#"
+/// Python that receives one TCP connection on port 5001 of the address in its first argument
+/// and prints the byte count and SHA-256 of what arrived, so the sender can compare.
+pub const TCP_SERVER: &str = r#"
 import hashlib, socket, sys
 family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 s = socket.socket(family)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001)); s.listen(1); s.settimeout(20)
-c, _ = s.accept(); c.settimeout(20); h = hashlib.sha256(); n = 0
+s.bind((sys.argv[1], 5001)); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(30); h = hashlib.sha256(); n = 0
 while True:
     b = c.recv(65536)
     if not b: break

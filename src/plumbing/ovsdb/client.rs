@@ -437,7 +437,7 @@ mod tests {
 
     use super::*;
 
-    /// Reads one JSON-RPC request from `stream` and answers it with an empty result per
+    /// Reads one JSON-RPC request from `stream` and replies to it with an empty result per
     /// operation. Requests in these tests fit in one read.
     async fn answer_one(stream: &mut tokio::net::UnixStream) {
         let mut buffer = vec![0u8; 64 * 1024];
